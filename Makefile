@@ -1,0 +1,81 @@
+# Roster: build, test, run and benchmark. Works from a fresh clone: `make test`.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+
+# The Swift toolchain lives in /opt/swift on our machines; CI's PATH may not have it.
+SWIFT_DIR ?= /opt/swift/usr/bin
+export PATH := $(SWIFT_DIR):$(PATH)
+SWIFT ?= $(firstword $(wildcard $(SWIFT_DIR)/swift) swift)
+PYTHON ?= python3
+
+DEBUG_BIN := .build/debug/roster
+RELEASE_BIN := .build/release/roster
+
+APT_PACKAGES := liblz4-dev wrk bind9-dnsutils
+PY_IMPORTS := consul, pytest, requests
+PY_PACKAGES := py-consul==1.8.0 pytest requests
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+RUN_CONFIG ?= cluster-configs/dev-single.yaml
+RUN_DIR ?= .run/dev-single
+RUN_HTTP = $(shell sed -n 's/^http: *\([^ #]*\).*/\1/p' $(RUN_CONFIG))
+RUN_DNS = $(shell sed -n 's/^dns: *\([^ #]*\).*/\1/p' $(RUN_CONFIG))
+
+.PHONY: all deps build release test unit e2e run bench clean
+
+all: build
+
+## deps: install only what is missing (Debian packages, then Python test packages)
+deps:
+	@missing=""; \
+	for p in $(APT_PACKAGES); do dpkg -s "$$p" >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "deps: installing$$missing"; \
+		$(SUDO) apt-get update -qq; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+	@if ! $(PYTHON) -c 'import $(PY_IMPORTS)' 2>/dev/null; then \
+		echo "deps: installing $(PY_PACKAGES)"; \
+		$(PYTHON) -m pip install -q $(PY_PACKAGES) \
+			|| $(PYTHON) -m pip install -q --break-system-packages $(PY_PACKAGES); \
+	fi
+
+## build: debug build of everything, .build/debug/roster
+build: deps
+	$(SWIFT) build
+
+## release: optimised build, .build/release/roster
+release: deps
+	$(SWIFT) build -c release
+
+## test: every test: Swift unit tests, then end-to-end tests against the real binary
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test
+	ROSTER_BIN=$(DEBUG_BIN) $(PYTHON) -m pytest -q Tests/e2e
+
+## unit / e2e: one half of `make test`
+unit: deps
+	$(SWIFT) test
+
+e2e: build
+	ROSTER_BIN=$(DEBUG_BIN) $(PYTHON) -m pytest -q Tests/e2e
+
+## run: one local node from $(RUN_CONFIG); Ctrl-C stops it gracefully
+run: build
+	@mkdir -p $(RUN_DIR)
+	@echo "Roster node from $(RUN_CONFIG), state in $(RUN_DIR)/"
+	@echo "  HTTP API (native and Consul): http://$(RUN_HTTP)   e.g. curl http://$(RUN_HTTP)/v1/catalog/services"
+	@echo "  Consul clients:               CONSUL_HTTP_ADDR=$(RUN_HTTP)"
+	@echo "  DNS:                          dig @$(firstword $(subst :, ,$(RUN_DNS))) -p $(lastword $(subst :, ,$(RUN_DNS))) web.service.roster."
+	@echo "  Ctrl-C stops it."
+	@exec $(DEBUG_BIN) agent --config $(RUN_CONFIG) --data-dir $(RUN_DIR)
+
+## bench: release build, then scripts/bench.sh writes BENCHMARKS.md
+bench: release
+	ROSTER_BIN=$(RELEASE_BIN) scripts/bench.sh
+
+clean:
+	rm -rf .build .run
+

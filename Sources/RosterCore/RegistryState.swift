@@ -1,0 +1,86 @@
+/// The registry's replicated state: the latest record of every key, tombstones included, and
+/// the indexes over the live instances. A value type with no I/O: the node's actor owns one,
+/// and so does every simulated node.
+public struct RegistryState: Sendable {
+    public private(set) var records: [String: Record] = [:]
+    private var index = InstanceIndex()
+    public private(set) var liveCount = 0
+
+    public init() {}
+
+    /// What a merge changed.
+    public struct Change: Sendable, Equatable {
+        public var previous: Record?
+        public var current: Record
+    }
+
+    // MARK: - Writes
+
+    /// Merges `incoming` with what is held for its key. Returns nil when nothing changed, which
+    /// is what makes replaying a log or receiving a duplicate harmless.
+    @discardableResult
+    public mutating func apply(_ incoming: Record) -> Change? {
+        let previous = records[incoming.key]
+        let merged = previous.map { Record.merge($0, incoming) } ?? incoming
+        if merged == previous { return nil }
+        records[incoming.key] = merged
+        index.update(key: incoming.key, from: previous?.instance, to: merged.instance)
+        liveCount += (merged.isTombstone ? 0 : 1) - (previous.map { $0.isTombstone ? 0 : 1 } ?? 0)
+        return Change(previous: previous, current: merged)
+    }
+
+    /// The next version of `key` written at `node`: it causally follows what this state holds.
+    public func nextRecord(
+        key: String, serviceName: String, instance: ServiceInstance?, node: NodeID, stamp: HLCTimestamp
+    ) -> Record {
+        let clock = (records[key]?.clock ?? VectorClock()).incremented(at: node)
+        return Record(key: key, serviceName: serviceName, instance: instance, clock: clock, stamp: stamp, origin: node)
+    }
+
+    /// Drops tombstones that `shouldCollect` picks; the shell decides by its own monotonic clock.
+    public mutating func collectTombstones(where shouldCollect: (Record) -> Bool) -> Int {
+        let doomed = records.values.filter { $0.isTombstone && shouldCollect($0) }.map(\.key)
+        for key in doomed { records[key] = nil }
+        return doomed.count
+    }
+
+    // MARK: - Reads
+
+    public func record(for key: String) -> Record? { records[key] }
+
+    public func instance(_ id: String) -> ServiceInstance? { records[id]?.instance }
+
+    /// Instances matching every filter, ordered by instance id so answers are stable.
+    public func query(_ filter: InstanceFilter) -> [ServiceInstance] {
+        let keys: [String]
+        if filter.equals.isEmpty {
+            keys = records.values.compactMap { $0.isTombstone ? nil : $0.key }
+        } else {
+            // Intersect from the smallest set, so the work is bounded by the most selective filter.
+            let sets = filter.equals.map { index.keys($0.0, $0.1) }.sorted { $0.count < $1.count }
+            var candidates = sets[0]
+            for set in sets.dropFirst() where !candidates.isEmpty { candidates.formIntersection(set) }
+            keys = Array(candidates)
+        }
+        return keys.sorted().compactMap { key in
+            guard let instance = records[key]?.instance, filter.matches(instance) else { return nil }
+            return instance
+        }
+    }
+
+    /// Service name → instance count, for services with at least one live instance.
+    public var serviceCounts: [String: Int] {
+        index.values(.service).mapValues(\.count)
+    }
+
+    /// Service name → the union of its instances' tags, as Consul's catalog lists them.
+    public func serviceTags() -> [String: [String]] {
+        var result: [String: Set<String>] = [:]
+        for (service, keys) in index.values(.service) {
+            var tags = Set<String>()
+            for key in keys { tags.formUnion(records[key]?.instance?.tags ?? []) }
+            result[service] = tags
+        }
+        return result.mapValues { $0.sorted() }
+    }
+}

@@ -1,0 +1,64 @@
+import Foundation
+import RosterCore
+
+/// Background upkeep: TTL expiry, deregistration of long-critical instances, snapshots.
+extension Registry {
+    /// Expires TTL checks whose time ran out and removes instances critical for longer than
+    /// their `DeregisterCriticalServiceAfter`. Only checks this node owns are judged here.
+    public func sweep() {
+        let now = clock.monotonicMillis()
+        for ref in timers.expiredTTLs(now: now) {
+            guard var instance = state.instance(ref.instanceID), instance.node == nodeID,
+                let i = instance.checks.firstIndex(where: { $0.checkID == ref.checkID && $0.kind == .ttl }),
+                instance.checks[i].status != .critical
+            else { continue }
+            let ttl = instance.checks[i].ttl?.description ?? "its TTL"
+            instance.checks[i].status = .critical
+            instance.checks[i].output = "TTL expired: no update within \(ttl)"
+            logger.info("TTL check expired", metadata: ["check": "\(ref.checkID)", "instance": "\(ref.instanceID)"])
+            _ = commitLocal(key: instance.instanceID, serviceName: instance.serviceName, instance: instance)
+        }
+        for id in timers.criticalInstances {
+            guard let instance = state.instance(id), instance.node == nodeID, timers.shouldDeregister(instance, now: now)
+            else { continue }
+            logger.info(
+                "deregistering an instance critical for longer than DeregisterCriticalServiceAfter",
+                metadata: ["instance": "\(id)", "service": "\(instance.serviceName)"])
+            _ = commitLocal(key: id, serviceName: instance.serviceName, instance: nil)
+        }
+    }
+
+    /// Takes a snapshot once the log has grown past the threshold (or when `force`d), then
+    /// drops the log segments it covers. The file work runs off the actor.
+    public func snapshotIfNeeded(force: Bool = false) async {
+        guard !snapshotRunning, force || wal.bytesSinceRotation >= snapshotThresholdBytes else { return }
+        snapshotRunning = true
+        defer { snapshotRunning = false }
+        // Rotate first, then copy the state without suspending in between: everything in the
+        // older segments is then in the copy.
+        let nextSegment = wal.rotate()
+        let snapshot = Snapshot(
+            nextSegment: nextSegment, maxIndex: modifyIndex, serviceIndexes: serviceIndexes,
+            entries: state.records.values.map { LogEntry(index: keyIndexes[$0.key] ?? 0, record: $0) })
+        let dataDir = self.dataDir
+        let wal = self.wal
+        let started = clock.monotonicMillis()
+        do {
+            try await Task.detached {
+                try snapshot.write(to: dataDir)
+                try wal.removeSegments(before: nextSegment)
+            }.value
+            logger.info(
+                "wrote snapshot",
+                metadata: ["records": "\(snapshot.entries.count)", "ms": "\(clock.monotonicMillis() - started)"])
+        } catch {
+            logger.error("snapshot failed; the log is kept and the next attempt will retry: \(error)")
+        }
+    }
+
+    /// Flushes the log and writes a final snapshot, for a graceful shutdown.
+    public func close() async {
+        await snapshotIfNeeded(force: true)
+        wal.close()
+    }
+}

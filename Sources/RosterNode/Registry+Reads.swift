@@ -1,0 +1,81 @@
+import Foundation
+import RosterCore
+
+/// Reads and blocking queries.
+extension Registry {
+    public func instance(_ id: String) -> ServiceInstance? {
+        state.instance(id).map(present)
+    }
+
+    public func query(_ filter: InstanceFilter) -> [ServiceInstance] {
+        state.query(filter).map(present)
+    }
+
+    /// The instances of one service and that service's change index, read atomically.
+    public func service(_ name: String, filter: InstanceFilter = InstanceFilter()) -> (instances: [ServiceInstance], index: UInt64) {
+        var scoped = filter
+        scoped.equals.insert((.service, name), at: 0)
+        return (query(scoped), index(for: .service(name)))
+    }
+
+    public func serviceCounts() -> [String: Int] { state.serviceCounts }
+
+    public func serviceTags() -> [String: [String]] { state.serviceTags() }
+
+    public var instanceCount: Int { state.liveCount }
+
+    /// The change index of a scope. A service never seen reports the global index, so that a
+    /// blocking query on it wakes when it first appears; never 0, which clients treat specially.
+    public func index(for scope: WatchScope) -> UInt64 {
+        switch scope {
+        case .all: max(modifyIndex, 1)
+        case .service(let name): max(serviceIndexes[name] ?? modifyIndex, 1)
+        }
+    }
+
+    // MARK: - Blocking
+
+    /// Waits until the scope's index exceeds `index`, or `timeout` passes. Returns the index.
+    public nonisolated func waitForChange(_ scope: WatchScope, after index: UInt64, timeout: Duration) async -> UInt64 {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.waitIndex(scope, after: index) }
+            group.addTask { try? await Task.sleep(for: timeout) }
+            await group.next()
+            group.cancelAll()
+        }
+        return await self.index(for: scope)
+    }
+
+    private func waitIndex(_ scope: WatchScope, after index: UInt64) async {
+        guard self.index(for: scope) <= index, !shuttingDown else { return }
+        let id = UUID()
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                if Task.isCancelled {
+                    continuation.resume()
+                } else {
+                    waiters[scope, default: [:]][id] = continuation
+                }
+            }
+        } onCancel: {
+            Task { await self.cancelWaiter(scope, id) }
+        }
+    }
+
+    private func cancelWaiter(_ scope: WatchScope, _ id: UUID) {
+        waiters[scope]?.removeValue(forKey: id)?.resume()
+    }
+
+    func wake(_ scope: WatchScope) {
+        guard let woken = waiters.removeValue(forKey: scope) else { return }
+        for continuation in woken.values { continuation.resume() }
+    }
+}
+
+extension Registry {
+    /// Answers every blocking query now and lets later ones return at once: used at shutdown.
+    public func releaseWaiters() {
+        shuttingDown = true
+        for scope in Array(waiters.keys) { wake(scope) }
+    }
+}

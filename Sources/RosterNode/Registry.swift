@@ -1,0 +1,171 @@
+import Foundation
+import Logging
+import RosterCore
+
+/// What a blocking query waits on: one service's changes, or any change.
+public enum WatchScope: Hashable, Sendable {
+    case all
+    case service(String)
+}
+
+/// The result of an acknowledged write.
+public struct WriteResult: Sendable {
+    /// The instance after the write; nil after a deregistration.
+    public var instance: ServiceInstance?
+    public var created: Bool
+    /// The modify index the write applied at; nil if nothing had to change.
+    public var index: UInt64?
+}
+
+/// The registry actor: the one owner of a node's registry state.
+///
+/// Every write goes the same way: the pure core decides the new value, the value becomes the
+/// next record (vector clock incremented at this node, HLC stamp), the record is merged into the
+/// state and appended to the write-ahead log, and the caller is answered only after the log
+/// entry is fsync'd. The actor never suspends in the middle of a write, so writes are atomic
+/// with respect to each other; the durability wait happens outside its isolation, which lets
+/// many writes share one fsync.
+public actor Registry {
+    public nonisolated let nodeID: NodeID
+    public nonisolated let feed: ChangeFeed
+    nonisolated let wal: WriteAheadLog
+    let dataDir: String
+    let clock: NodeClock
+    let logger: Logger
+    let metrics = RegistryMetrics()
+
+    var state = RegistryState()
+    var hlc = HybridLogicalClock()
+    /// The local modify index: raised by every applied change, restored from disk on restart so
+    /// that blocking-query indexes never go backwards.
+    public private(set) var modifyIndex: UInt64 = 0
+    var serviceIndexes: [String: UInt64] = [:]
+    var keyIndexes: [String: UInt64] = [:]
+    var timers = CheckTimers()
+    /// Last heartbeat times renewed locally; overlaid on reads instead of replicated per beat.
+    var heartbeats: [String: Timestamp] = [:]
+    var waiters: [WatchScope: [UUID: CheckedContinuation<Void, Never>]] = [:]
+    var snapshotRunning = false
+    var shuttingDown = false
+    /// Log bytes after which a snapshot is taken and older segments are dropped.
+    let snapshotThresholdBytes: Int
+
+    init(nodeID: NodeID, dataDir: String, wal: WriteAheadLog, clock: NodeClock, logger: Logger, snapshotThresholdBytes: Int) {
+        self.nodeID = nodeID
+        self.dataDir = dataDir
+        self.wal = wal
+        self.clock = clock
+        self.logger = logger
+        self.feed = ChangeFeed()
+        self.snapshotThresholdBytes = snapshotThresholdBytes
+    }
+
+    /// Opens the registry in `dataDir`: loads the snapshot, replays the log, cuts off a torn
+    /// tail, then starts a fresh log segment.
+    public static func open(
+        nodeID: NodeID, dataDir: String, clock: NodeClock = .system, logger: Logger,
+        snapshotThresholdBytes: Int = 64 << 20
+    ) async throws -> Registry {
+        let recovered = try Recovery.load(dataDir: dataDir)
+        if let (segment, dropped) = recovered.truncatedTail {
+            logger.warning("cut off a torn tail of \(dropped) bytes from log segment \(segment): a write in flight at a crash, never acknowledged")
+        }
+        let wal = try WriteAheadLog(directory: "\(dataDir)/wal", lastSegment: recovered.lastSegment)
+        let registry = Registry(
+            nodeID: nodeID, dataDir: dataDir, wal: wal, clock: clock, logger: logger,
+            snapshotThresholdBytes: snapshotThresholdBytes)
+        await registry.restore(recovered)
+        return registry
+    }
+
+    private func restore(_ recovered: RecoveredState) {
+        if let snapshot = recovered.snapshot {
+            serviceIndexes = snapshot.serviceIndexes
+            modifyIndex = snapshot.maxIndex
+            for entry in snapshot.entries { replay(entry) }
+        }
+        for entry in recovered.logEntries { replay(entry) }
+        let now = clock.monotonicMillis()
+        for record in state.records.values {
+            guard let instance = record.instance, instance.node == nodeID else { continue }
+            // A restart re-arms every TTL with a full period: the time the node was down is
+            // not the services' fault, and no wall clock is trusted across the gap.
+            armTTLChecks(of: instance, now: now)
+            timers.observe(instance, now: now)
+        }
+        metrics.reset(from: state)
+        logger.info(
+            "recovered registry",
+            metadata: [
+                "instances": "\(state.liveCount)", "records": "\(state.records.count)",
+                "snapshot": "\(recovered.snapshot != nil)", "log_entries": "\(recovered.logEntries.count)",
+                "index": "\(modifyIndex)",
+            ])
+    }
+
+    private func replay(_ entry: LogEntry) {
+        hlc.observe(entry.record.stamp)
+        state.apply(entry.record)
+        keyIndexes[entry.record.key] = entry.index
+        serviceIndexes[entry.record.serviceName] = max(serviceIndexes[entry.record.serviceName] ?? 0, entry.index)
+        modifyIndex = max(modifyIndex, entry.index)
+    }
+
+    // MARK: - Applying changes
+
+    /// Writes a new version of `key` made at this node. Returns the log sequence to wait on.
+    func commitLocal(key: String, serviceName: String, instance: ServiceInstance?) -> (index: UInt64, seq: UInt64) {
+        let stamp = hlc.tick(physicalMillis: clock.wallMillis())
+        let record = state.nextRecord(key: key, serviceName: serviceName, instance: instance, node: nodeID, stamp: stamp)
+        // A record that causally follows what we hold always changes the state.
+        let change = state.apply(record)!
+        let index = noteApplied(change)
+        let seq = wal.append(LogEntry(index: index, record: change.current))
+        return (index, seq)
+    }
+
+    /// Bookkeeping after any applied change: indexes, timers, metrics, events and waiters.
+    func noteApplied(_ change: RegistryState.Change) -> UInt64 {
+        modifyIndex += 1
+        let record = change.current
+        keyIndexes[record.key] = modifyIndex
+        serviceIndexes[record.serviceName] = modifyIndex
+        if let previousService = change.previous?.serviceName, previousService != record.serviceName {
+            serviceIndexes[previousService] = modifyIndex
+            wake(.service(previousService))
+        }
+        let now = clock.monotonicMillis()
+        if let instance = record.instance {
+            if instance.node == nodeID { timers.observe(instance, now: now) }
+        } else {
+            timers.forget(instanceID: record.key)
+            heartbeats[record.key] = nil
+        }
+        metrics.update(from: change.previous?.instance, to: record.instance)
+        let kind: ChangeEvent.Kind =
+            record.isTombstone ? .deregistered : (change.previous?.instance == nil ? .registered : .updated)
+        feed.publish(
+            ChangeEvent(
+                index: modifyIndex, kind: kind, serviceName: record.serviceName, instanceID: record.key,
+                instance: record.instance))
+        wake(.service(record.serviceName))
+        wake(.all)
+        return modifyIndex
+    }
+
+    func armTTLChecks(of instance: ServiceInstance, now: Int64, only checkID: String? = nil) {
+        for check in instance.checks where check.kind == .ttl && (checkID == nil || check.checkID == checkID) {
+            if let ttl = check.ttl {
+                timers.renew(.init(instanceID: instance.instanceID, checkID: check.checkID), ttl: ttl, now: now)
+            }
+        }
+    }
+
+    /// The instance as clients see it: with the latest locally renewed heartbeat time.
+    func present(_ instance: ServiceInstance) -> ServiceInstance {
+        guard let beat = heartbeats[instance.instanceID], beat > instance.lastHeartbeat else { return instance }
+        var shown = instance
+        shown.lastHeartbeat = beat
+        return shown
+    }
+}
