@@ -46,7 +46,7 @@ public struct FrameDecoder: ByteToMessageDecoder {
         while try self.decode(context: context, buffer: &buffer) == .continue {}
         if seenEOF, buffer.readableBytes > 0 {
             let expected = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self).map {
-                "of \(Int($0) + Frame.lengthPrefixBytes) "
+                "of \(Int($0) + Frame.lengthPrefixBytes) bytes "
             }
             throw WireError.truncated(
                 "connection ended \(buffer.readableBytes) bytes into a frame \(expected ?? "")"
