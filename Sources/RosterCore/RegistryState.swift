@@ -5,6 +5,11 @@ public struct RegistryState: Sendable {
     public private(set) var records: [String: Record] = [:]
     private var index = InstanceIndex()
     public private(set) var liveCount = 0
+    /// Anti-entropy fingerprint, kept current by every change.
+    public private(set) var digest = StateDigest()
+    /// Each record's hash, so a replaced record can be XORed out of its bucket.
+    private var hashes: [String: UInt64] = [:]
+    private var keysByBucket: [Int: Set<String>] = [:]
 
     public init() {}
 
@@ -24,6 +29,10 @@ public struct RegistryState: Sendable {
         let merged = previous.map { Record.merge($0, incoming) } ?? incoming
         if merged == previous { return nil }
         records[incoming.key] = merged
+        let hash = StateDigest.hash(of: merged)
+        digest.replace(key: incoming.key, old: hashes[incoming.key], new: hash)
+        if hashes[incoming.key] == nil { keysByBucket[StateDigest.bucket(of: incoming.key), default: []].insert(incoming.key) }
+        hashes[incoming.key] = hash
         index.update(key: incoming.key, from: previous?.instance, to: merged.instance)
         liveCount += (merged.isTombstone ? 0 : 1) - (previous.map { $0.isTombstone ? 0 : 1 } ?? 0)
         return Change(previous: previous, current: merged)
@@ -40,13 +49,25 @@ public struct RegistryState: Sendable {
     /// Drops tombstones that `shouldCollect` picks; the shell decides by its own monotonic clock.
     public mutating func collectTombstones(where shouldCollect: (Record) -> Bool) -> Int {
         let doomed = records.values.filter { $0.isTombstone && shouldCollect($0) }.map(\.key)
-        for key in doomed { records[key] = nil }
+        for key in doomed {
+            records[key] = nil
+            digest.replace(key: key, old: hashes.removeValue(forKey: key), new: nil)
+            keysByBucket[StateDigest.bucket(of: key)]?.remove(key)
+        }
         return doomed.count
     }
 
     // MARK: - Reads
 
     public func record(for key: String) -> Record? { records[key] }
+
+    /// The hash of the version held for `key`, as anti-entropy compares it.
+    public func recordHash(for key: String) -> UInt64? { hashes[key] }
+
+    /// Keys and record hashes in one digest bucket.
+    public func summary(ofBucket bucket: Int) -> [(key: String, hash: UInt64)] {
+        keysByBucket[bucket, default: []].sorted().compactMap { key in hashes[key].map { (key, $0) } }
+    }
 
     public func instance(_ id: String) -> ServiceInstance? { records[id]?.instance }
 

@@ -52,9 +52,9 @@ public struct APIError: HTTPResponseError, Sendable {
         }
         switch error {
         case .typeMismatch(let type, let context):
-            return APIError(.badRequest, field: path(context.codingPath), message: "expected \(describe(type))")
+            return APIError(.badRequest, field: fieldOrBody(path(context.codingPath)), message: "expected \(describe(type))")
         case .valueNotFound(let type, let context):
-            return APIError(.badRequest, field: path(context.codingPath), message: "expected \(describe(type)), got null")
+            return APIError(.badRequest, field: fieldOrBody(path(context.codingPath)), message: "expected \(describe(type)), got null")
         case .keyNotFound(let key, let context):
             return APIError(.badRequest, field: path(context.codingPath + [key]), message: "is required")
         case .dataCorrupted(let context):
@@ -67,6 +67,9 @@ public struct APIError: HTTPResponseError, Sendable {
             return APIError(.badRequest, field: "body", message: "could not be decoded")
         }
     }
+
+    /// A problem with the top-level value (an array or null instead of an object) is the body's.
+    private static func fieldOrBody(_ field: String) -> String { field.isEmpty ? "body" : field }
 
     private static func describe(_ type: Any.Type) -> String {
         switch type {

@@ -12,7 +12,7 @@ struct ConsulAgentRoutes {
         agent.put("service/deregister/:id") { _, context in try await deregister(context.parameters.require("id")) }
         for (verb, status) in [("pass", CheckStatus.passing), ("warn", .warning), ("fail", .critical)] {
             agent.put("check/\(verb)/:id") { request, context in
-                try await updateCheck(context.parameters.require("id"), status: status, output: request.uri.queryParameters.get("note"))
+                try await updateCheck(context.parameters.require("id"), status: status, output: request.uri.form.get("note"))
             }
         }
         agent.put("check/update/:id") { request, context in try await updateCheck(request, id: context.parameters.require("id")) }

@@ -24,7 +24,7 @@ enum BlockingQuery {
     static let maxWait = GoDuration(milliseconds: 10 * 60_000)
 
     static func waitIfAsked(_ request: Request, api: APIContext, scope: WatchScope) async throws {
-        let query = request.uri.queryParameters
+        let query = request.uri.form
         guard let indexText = query.get("index") else { return }
         guard let index = UInt64(indexText) else {
             throw APIError(.badRequest, field: "index", message: "'\(indexText)' is not a non-negative integer")
@@ -39,17 +39,5 @@ enum BlockingQuery {
         guard index > 0 else { return }
         let jitter = wait.milliseconds / 16 > 0 ? Int64.random(in: 0...(wait.milliseconds / 16)) : 0
         _ = await api.registry.waitForChange(scope, after: index, timeout: .milliseconds(wait.milliseconds + jitter))
-    }
-}
-
-extension Parameters {
-    /// Whether a flag such as `?passing` is set: present, and not `false` or `0`.
-    func flag(_ name: String) -> Bool {
-        guard let value = get(name) else { return false }
-        return !["false", "0"].contains(value.lowercased())
-    }
-
-    func all(_ name: String) -> [String] {
-        getAll(name).filter { !$0.isEmpty }
     }
 }

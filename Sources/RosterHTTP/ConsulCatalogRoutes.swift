@@ -69,7 +69,7 @@ struct ConsulCatalogRoutes {
         try await BlockingQuery.waitIfAsked(request, api: api, scope: .service(name))
         let (instances, index) = await api.registry.service(name, filter: tagFilter(request))
         let members = await api.members()
-        let passingOnly = request.uri.queryParameters.flag("passing")
+        let passingOnly = request.uri.form.flag("passing")
         var entries: [ConsulHealthEntry] = []
         for instance in instances {
             let checks = consulChecks(of: instance, members: members, index: index)
@@ -121,6 +121,6 @@ struct ConsulCatalogRoutes {
     }
 
     private func tagFilter(_ request: Request) -> InstanceFilter {
-        InstanceFilter(equals: request.uri.queryParameters.all("tag").map { (.tag, $0) })
+        InstanceFilter(equals: request.uri.form.all("tag").map { (.tag, $0) })
     }
 }

@@ -46,7 +46,7 @@ struct NativeRoutes {
     }
 
     func services(_ request: Request) async throws -> Response {
-        let filter = try QueryFilter.parse(request.uri.queryMap)
+        let filter = try QueryFilter.parse(request.uri.form.map)
         let instances = await api.registry.query(filter)
         let grouped = Dictionary(grouping: instances, by: \.serviceName)
         let index = await api.registry.index(for: .all)
@@ -54,7 +54,7 @@ struct NativeRoutes {
     }
 
     func service(_ request: Request, name: String) async throws -> Response {
-        let filter = try QueryFilter.parse(request.uri.queryMap)
+        let filter = try QueryFilter.parse(request.uri.form.map)
         let (instances, index) = await api.registry.service(name, filter: filter)
         return try JSONSupport.response(ServiceListing(service: name, instances: instances), headers: ConsulHeaders.index(index))
     }
@@ -64,14 +64,5 @@ struct NativeRoutes {
             throw APIError(.notFound, field: "instance_id", message: "no instance '\(id)' is registered")
         }
         return try JSONSupport.response(instance)
-    }
-}
-
-extension URI {
-    /// Query parameters as a plain dictionary; the last value wins for repeated keys.
-    var queryMap: [String: String] {
-        var map: [String: String] = [:]
-        for (key, value) in queryParameters { map[String(key)] = String(value) }
-        return map
     }
 }

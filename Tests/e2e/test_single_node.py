@@ -396,6 +396,7 @@ NATIVE_BAD = [
     ("tags not a list", native_instance("bad", "bad-1", tags="v1"), "tags"),
     ("truncated json", '{"service_name": "bad", "instance_id": "bad-1", "po', None),
     ("json array", "[1, 2]", None),
+    ("json null", "null", None),
     ("3 MB metadata value", native_instance("bad", "bad-1", metadata={"blob": BIG}), None),
 ]
 
@@ -406,6 +407,7 @@ CONSUL_BAD = [
     ("port as string", {"Name": "bad", "ID": "bad-1", "Port": "8080"}, "port"),
     ("bad check interval", {"Name": "bad", "ID": "bad-1", "Check": {"TTL": "ten seconds"}}, "ttl"),
     ("truncated json", '{"Name": "bad", "ID": "bad-1", "Po', None),
+    ("json array", "[1, 2]", None),
     ("3 MB meta value", {"Name": "bad", "ID": "bad-1", "Meta": {"blob": BIG}}, None),
 ]
 

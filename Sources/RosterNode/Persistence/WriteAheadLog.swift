@@ -40,6 +40,7 @@ public final class WriteAheadLog: @unchecked Sendable {
     private var stopped = false
     private var currentSegment: UInt64
     private var bytesInSegments: Int = 0
+    private var batches = 0
 
     private var fd: Int32
     private var path: String
@@ -95,6 +96,13 @@ public final class WriteAheadLog: @unchecked Sendable {
         bytesInSegments = 0
         condition.signal()
         return next
+    }
+
+    /// How many batches the flusher has written: fewer than the appends when commits group.
+    public var batchesWritten: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return batches
     }
 
     /// Bytes appended since the last rotation: the snapshot trigger.
@@ -161,6 +169,7 @@ public final class WriteAheadLog: @unchecked Sendable {
             switch result {
             case .success:
                 durableSeq = batchEnd
+                batches += 1
                 waiters.removeAll { waiter in
                     guard waiter.seq <= batchEnd else { return false }
                     ready.append(waiter.continuation)

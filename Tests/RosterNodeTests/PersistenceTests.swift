@@ -1,0 +1,127 @@
+import Foundation
+import RosterCore
+import Testing
+@testable import RosterNode
+
+@Suite struct PersistenceTests {
+    @Test func acknowledgedWritesSurviveAReopen() async throws {
+        let dir = TemporaryDirectory()
+        do {
+            let registry = try await openRegistry(dir)
+            for i in 0..<50 { _ = try await registry.register(makeInstance("web-\(i)"), status: nil) }
+            _ = try await registry.deregister("web-7")
+            // No close(): the process "dies" here; only what the log holds counts.
+        }
+        let reopened = try await openRegistry(dir)
+        #expect(await reopened.instanceCount == 49)
+        #expect(await reopened.instance("web-7") == nil)
+        #expect(await reopened.instance("web-49") != nil)
+        #expect(await reopened.modifyIndex == 51, "the modify index is restored, so blocking indexes never go backwards")
+    }
+
+    @Test func concurrentWritesShareFsyncs() async throws {
+        let dir = TemporaryDirectory()
+        let registry = try await openRegistry(dir)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 0..<400 {
+                group.addTask { _ = try await registry.register(makeInstance("web-\(i)"), status: nil) }
+            }
+            try await group.waitForAll()
+        }
+        #expect(await registry.instanceCount == 400)
+        // Group commit: the log was written in fewer batches than there were writes.
+        #expect(registry.wal.batchesWritten < 400)
+        #expect(registry.wal.batchesWritten >= 1)
+    }
+
+    @Test func aTornTailIsCutOffAndEverythingBeforeItKept() async throws {
+        let dir = TemporaryDirectory()
+        do {
+            let registry = try await openRegistry(dir)
+            for i in 0..<10 { _ = try await registry.register(makeInstance("web-\(i)"), status: nil) }
+        }
+        let segment = try #require(try WriteAheadLog.segments(in: "\(dir.path)/wal").last)
+        let path = WriteAheadLog.segmentPath("\(dir.path)/wal", segment)
+        // A crash mid-write: the start of an entry whose body never made it.
+        let handle = try #require(FileHandle(forWritingAtPath: path))
+        handle.seekToEndOfFile()
+        handle.write(Data([0, 0, 1, 0, 0xDE, 0xAD, 0xBE, 0xEF, 1, 2, 3]))
+        try handle.close()
+
+        let reopened = try await openRegistry(dir)
+        #expect(await reopened.instanceCount == 10)
+        let size = try #require(try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int)
+        #expect(size % 1 == 0)
+        #expect(try FileIO.readAll(path).suffix(3) != [1, 2, 3], "the torn bytes were truncated away")
+    }
+
+    @Test func corruptionInTheMiddleStopsTheStartWithAClearMessage() async throws {
+        let dir = TemporaryDirectory()
+        do {
+            let registry = try await openRegistry(dir)
+            for i in 0..<10 { _ = try await registry.register(makeInstance("web-\(i)"), status: nil) }
+        }
+        let segment = try #require(try WriteAheadLog.segments(in: "\(dir.path)/wal").last)
+        let path = WriteAheadLog.segmentPath("\(dir.path)/wal", segment)
+        var bytes = try FileIO.readAll(path)
+        bytes[20] ^= 0xFF  // inside the first entry's payload
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        await #expect {
+            _ = try await openRegistry(dir)
+        } throws: { error in
+            "\(error)".contains("corrupt") && "\(error)".contains(path)
+        }
+    }
+
+    @Test func aSnapshotReplacesOldSegmentsAndRestoresTheSameState() async throws {
+        let dir = TemporaryDirectory()
+        do {
+            let registry = try await openRegistry(dir, snapshotThreshold: 1)
+            for i in 0..<30 { _ = try await registry.register(makeInstance("web-\(i)", service: i % 2 == 0 ? "web" : "api"), status: nil) }
+            await registry.snapshotIfNeeded()
+            for i in 30..<35 { _ = try await registry.register(makeInstance("web-\(i)"), status: nil) }
+            _ = try await registry.deregister("web-3")
+            #expect(try WriteAheadLog.segments(in: "\(dir.path)/wal").count == 1, "covered segments are removed")
+        }
+        let reopened = try await openRegistry(dir)
+        #expect(await reopened.instanceCount == 34)
+        #expect(await reopened.instance("web-3") == nil)
+        #expect(await reopened.index(for: .service("api")) > 1)
+        #expect(await reopened.modifyIndex == 36)
+    }
+
+    @Test func aCorruptSnapshotIsRefusedByName() async throws {
+        let dir = TemporaryDirectory()
+        do {
+            let registry = try await openRegistry(dir)
+            _ = try await registry.register(makeInstance("web-1"), status: nil)
+            await registry.close()
+        }
+        let path = Snapshot.path(in: dir.path)
+        var bytes = try FileIO.readAll(path)
+        bytes[bytes.count / 2] ^= 0x55
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        await #expect {
+            _ = try await openRegistry(dir)
+        } throws: { error in
+            "\(error)".contains("snapshot")
+        }
+    }
+
+    @Test func logScanTellsTornTailsFromCorruption() {
+        let record = Record(key: "k", serviceName: "web", instance: makeInstance("k"), clock: VectorClock(["n1": 1]), stamp: .zero, origin: "n1")
+        let entry = LogEntry(index: 1, record: record).encoded()
+        let two = entry + entry
+        guard case .clean(let entries) = LogEntry.scan(two) else { Issue.record("expected clean"); return }
+        #expect(entries.count == 2)
+        guard case .tornTail(let kept, let length) = LogEntry.scan(two + entry.prefix(5)) else { Issue.record("expected torn"); return }
+        #expect(kept.count == 2 && length == two.count)
+        var flipped = two
+        flipped[12] ^= 1
+        guard case .corrupt = LogEntry.scan(flipped) else { Issue.record("expected corrupt"); return }
+        var lastFlipped = two
+        lastFlipped[entry.count + 12] ^= 1
+        guard case .tornTail(let keptBefore, _) = LogEntry.scan(lastFlipped) else { Issue.record("a bad final entry is a torn write"); return }
+        #expect(keptBefore.count == 1)
+    }
+}

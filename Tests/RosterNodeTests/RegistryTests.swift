@@ -1,0 +1,131 @@
+import Foundation
+import RosterCore
+import Testing
+@testable import RosterNode
+
+@Suite struct RegistryTests {
+    func ttlInstance(_ id: String, ttl: Int64 = 2, deregisterAfter: Int64? = nil) -> ServiceInstance {
+        makeInstance(id, checks: [
+            HealthCheck(checkID: "service:\(id)", name: "ttl", kind: .ttl, ttl: .seconds(ttl),
+                        deregisterCriticalServiceAfter: deregisterAfter.map { .seconds($0) })
+        ])
+    }
+
+    @Test func aTTLCheckNotRenewedGoesCriticalAndARenewalKeepsItPassing() async throws {
+        let dir = TemporaryDirectory()
+        let clock = ManualClock()
+        let registry = try await openRegistry(dir, clock: clock.nodeClock)
+        _ = try await registry.register(ttlInstance("a"), status: nil)
+        _ = try await registry.register(ttlInstance("b"), status: nil)
+        _ = try await registry.updateCheck("service:a", status: .passing, output: "ok")
+        _ = try await registry.updateCheck("service:b", status: .passing, output: "ok")
+        clock.advance(milliseconds: 1_500)
+        _ = try await registry.heartbeat("b", service: "web")
+        clock.advance(milliseconds: 1_000)
+        await registry.sweep()
+        #expect(await registry.instance("a")?.checks[0].status == .critical)
+        #expect(await registry.instance("a")?.checks[0].output.contains("TTL expired") == true)
+        #expect(await registry.instance("b")?.checks[0].status == .passing)
+    }
+
+    @Test func deregisterCriticalServiceAfterRemovesTheInstance() async throws {
+        let dir = TemporaryDirectory()
+        let clock = ManualClock()
+        let registry = try await openRegistry(dir, clock: clock.nodeClock)
+        // A new TTL check starts critical, as in Consul, so the window runs from registration.
+        _ = try await registry.register(ttlInstance("a", ttl: 1, deregisterAfter: 3), status: nil)
+        clock.advance(milliseconds: 1_000)
+        await registry.sweep()
+        #expect(await registry.instance("a") != nil)
+        clock.advance(milliseconds: 1_999)
+        await registry.sweep()
+        #expect(await registry.instance("a") != nil)
+        clock.advance(milliseconds: 1)
+        await registry.sweep()
+        #expect(await registry.instance("a") == nil)
+    }
+
+    @Test func aHeartbeatPassesCriticalTTLChecksAndRenewsLastHeartbeat() async throws {
+        let dir = TemporaryDirectory()
+        let clock = ManualClock()
+        let registry = try await openRegistry(dir, clock: clock.nodeClock)
+        let registered = try #require(try await registry.register(ttlInstance("a"), status: nil).instance)
+        #expect(registered.checks[0].status == .critical)
+        clock.advance(milliseconds: 500)
+        let beat = try #require(try await registry.heartbeat("a", service: "web").instance)
+        #expect(beat.checks[0].status == .passing)
+        #expect(beat.lastHeartbeat.millisecondsSinceEpoch == registered.lastHeartbeat.millisecondsSinceEpoch + 500)
+        await #expect(throws: RegistryError.self) { _ = try await registry.heartbeat("nope", service: "web") }
+    }
+
+    @Test func aBlockingWaitWakesOnlyForItsOwnService() async throws {
+        let dir = TemporaryDirectory()
+        let registry = try await openRegistry(dir)
+        _ = try await registry.register(makeInstance("a-1", service: "a"), status: nil)
+        let index = await registry.index(for: .service("a"))
+        let waiter = Task { await registry.waitForChange(.service("a"), after: index, timeout: .seconds(30)) }
+        _ = try await registry.register(makeInstance("b-1", service: "b"), status: nil)
+        #expect(await registry.index(for: .service("a")) == index, "a write to b leaves a's index alone")
+        _ = try await registry.register(makeInstance("a-2", service: "a"), status: nil)
+        let woke = await waiter.value
+        #expect(woke > index)
+    }
+
+    @Test func aBlockingWaitReturnsWhenItsTimeRunsOut() async throws {
+        let dir = TemporaryDirectory()
+        let registry = try await openRegistry(dir)
+        let index = await registry.index(for: .service("quiet"))
+        let started = ContinuousClock.now
+        let result = await registry.waitForChange(.service("quiet"), after: index, timeout: .milliseconds(200))
+        #expect(result == index)
+        #expect(ContinuousClock.now - started >= .milliseconds(200))
+    }
+
+    @Test func releasingWaitersEndsBlockingQueriesAtShutdown() async throws {
+        let dir = TemporaryDirectory()
+        let registry = try await openRegistry(dir)
+        let index = await registry.index(for: .all)
+        let waiter = Task { await registry.waitForChange(.all, after: index, timeout: .seconds(600)) }
+        await registry.releaseWaiters()
+        _ = await waiter.value  // returns; a hang here fails the test by its time limit
+    }
+}
+
+@Suite struct ChangeFeedTests {
+    func event(_ i: UInt64, _ id: String, service: String = "web") -> ChangeEvent {
+        ChangeEvent(index: i, kind: .updated, serviceName: service, instanceID: id, instance: nil)
+    }
+
+    @Test func aSlowSubscriberGetsTheLatestChangePerInstance() async {
+        let feed = ChangeFeed(capacity: 100)
+        let subscription = feed.subscribe()
+        for i in 1...5 { feed.publish(event(UInt64(i), "a")) }
+        feed.publish(event(6, "b"))
+        #expect(await subscription.next() == .change(event(5, "a")))
+        #expect(await subscription.next() == .change(event(6, "b")))
+    }
+
+    @Test func overflowingTheBufferYieldsAResyncMarkerWithoutBlockingThePublisher() async {
+        let feed = ChangeFeed(capacity: 10)
+        let subscription = feed.subscribe()
+        for i in 0..<50 { feed.publish(event(UInt64(i), "i\(i)")) }
+        #expect(await subscription.next() == .overflowed)
+    }
+
+    @Test func aServiceSubscriptionSeesOnlyThatService() async {
+        let feed = ChangeFeed()
+        let subscription = feed.subscribe(service: "api")
+        feed.publish(event(1, "w", service: "web"))
+        feed.publish(event(2, "a", service: "api"))
+        #expect(await subscription.next() == .change(event(2, "a", service: "api")))
+    }
+
+    @Test func droppingASubscriptionUnsubscribes() {
+        let feed = ChangeFeed()
+        var subscription: ChangeFeed.Subscription? = feed.subscribe()
+        #expect(feed.subscriberCount == 1)
+        _ = subscription
+        subscription = nil
+        #expect(feed.subscriberCount == 0)
+    }
+}
