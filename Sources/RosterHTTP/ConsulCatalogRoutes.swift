@@ -6,6 +6,7 @@ import RosterNode
 /// answer `X-Consul-Index` and support blocking queries.
 struct ConsulCatalogRoutes {
     let api: APIContext
+    let cache = ResponseCache()
 
     func add(to router: Router<BasicRequestContext>) {
         router.get("v1/catalog/services") { request, _ in try await catalogServices(request) }
@@ -67,9 +68,17 @@ struct ConsulCatalogRoutes {
 
     func healthService(_ request: Request, name: String) async throws -> Response {
         try await BlockingQuery.waitIfAsked(request, api: api, scope: .service(name))
-        let (instances, index) = await api.registry.service(name, filter: tagFilter(request))
+        let query = request.uri.form
+        let passingOnly = query.flag("passing")
+        let tags = query.all("tag")
         let members = await api.members()
-        let passingOnly = request.uri.form.flag("passing")
+        let fingerprint = members.map { "\($0.name)=\($0.state.rawValue)@\($0.address)" }.hashValue
+        let cacheKey = "\(name)|\(passingOnly)|\(tags.joined(separator: ","))"
+        let current = await api.registry.index(for: .service(name))
+        if let body = cache.get(cacheKey, index: current, fingerprint: fingerprint) {
+            return JSONSupport.response(bytes: body, headers: ConsulHeaders.index(current))
+        }
+        let (instances, index) = await api.registry.service(name, filter: InstanceFilter(equals: tags.map { (.tag, $0) }))
         var entries: [ConsulHealthEntry] = []
         for instance in instances {
             let checks = consulChecks(of: instance, members: members, index: index)
@@ -80,7 +89,9 @@ struct ConsulCatalogRoutes {
                     Node: ConsulNode(name: instance.node, address: address, datacenter: api.node.datacenter),
                     Service: ConsulAgentService(instance, datacenter: api.node.datacenter), Checks: checks))
         }
-        return try JSONSupport.response(entries, headers: ConsulHeaders.index(index))
+        let body = ByteBuffer(bytes: try JSONEncoder().encode(entries))
+        cache.put(cacheKey, index: index, fingerprint: fingerprint, body: body)
+        return JSONSupport.response(bytes: body, headers: ConsulHeaders.index(index))
     }
 
     func healthChecks(_ request: Request, name: String) async throws -> Response {
