@@ -27,9 +27,11 @@ public struct RegistryState: Sendable {
     public mutating func apply(_ incoming: Record) -> Change? {
         let previous = records[incoming.key]
         let merged = previous.map { Record.merge($0, incoming) } ?? incoming
-        if merged == previous { return nil }
-        records[incoming.key] = merged
+        // The hash is needed for the digest anyway, and comparing it is far cheaper than
+        // comparing whole records (the same 64-bit trust the digest already places in it).
         let hash = StateDigest.hash(of: merged)
+        if previous != nil && hashes[incoming.key] == hash { return nil }
+        records[incoming.key] = merged
         digest.replace(key: incoming.key, old: hashes[incoming.key], new: hash)
         if hashes[incoming.key] == nil { keysByBucket[StateDigest.bucket(of: incoming.key), default: []].insert(incoming.key) }
         hashes[incoming.key] = hash

@@ -47,6 +47,8 @@ public actor Registry {
     var waiters: [WatchScope: [UUID: CheckedContinuation<Void, Never>]] = [:]
     var snapshotRunning = false
     var shuttingDown = false
+    /// Receives every record written at this node, for rumor mongering; set by the cluster.
+    var onLocalCommit: (@Sendable ([Record]) -> Void)?
     /// Log bytes after which a snapshot is taken and older segments are dropped.
     let snapshotThresholdBytes: Int
 
@@ -121,6 +123,7 @@ public actor Registry {
         let change = state.apply(record)!
         let index = noteApplied(change)
         let seq = wal.append(LogEntry(index: index, record: change.current))
+        onLocalCommit?([change.current])
         return (index, seq)
     }
 

@@ -9,6 +9,8 @@ final class RegistryMetrics: @unchecked Sendable {
         var status: String
     }
 
+    /// Records from peers that changed this node's state.
+    let deltasApplied = Counter(label: "roster_replication_deltas_applied_total")
     private var counts: [Key: Int] = [:]
     private var gauges: [Key: Gauge] = [:]
 

@@ -50,7 +50,16 @@ public struct StateDigest: Sendable, Equatable {
 struct FNV1a {
     private(set) var value: UInt64 = 0xCBF2_9CE4_8422_2325
 
-    mutating func add(_ bytes: some Sequence<UInt8>) {
+    mutating func add(_ bytes: [UInt8]) {
+        bytes.withUnsafeBufferPointer { buffer in
+            for byte in buffer {
+                value ^= UInt64(byte)
+                value &*= 0x0000_0100_0000_01B3
+            }
+        }
+    }
+
+    mutating func add(_ bytes: String.UTF8View) {
         for byte in bytes {
             value ^= UInt64(byte)
             value &*= 0x0000_0100_0000_01B3

@@ -1,0 +1,61 @@
+import RosterCore
+
+/// The registry's side of replication. The cluster shell calls these; the pure `Replicator`
+/// runs on the actor against the live state, so no copy of a large registry is ever made.
+extension Registry {
+    /// Sets where records written at this node go for rumor mongering.
+    public func setLocalCommitHandler(_ handler: @escaping @Sendable ([Record]) -> Void) {
+        onLocalCommit = handler
+    }
+
+    /// Merges records from a peer. Each that changes the state is logged (so a restart keeps it)
+    /// but not waited for: a peer's write was acknowledged by its own node's fsync.
+    /// Returns the records that changed something, for rumor forwarding.
+    public func applyRemote(_ records: [Record]) -> [Record] {
+        var changed: [Record] = []
+        let now = clock.monotonicMillis()
+        for record in records {
+            hlc.observe(record.stamp)
+            guard let change = state.apply(record) else { continue }
+            let index = noteApplied(change)
+            _ = wal.append(LogEntry(index: index, record: change.current))
+            changed.append(change.current)
+            // An instance this node now owns (a takeover, or its own instance seen again after
+            // a restart) gets its TTLs armed by this node's clock.
+            if let instance = change.current.instance, instance.node == nodeID {
+                armTTLChecks(of: instance, now: now)
+            }
+        }
+        if !changed.isEmpty { metrics.deltasApplied.increment(by: changed.count) }
+        return changed
+    }
+
+    /// Runs one replication message through the protocol against the current state.
+    public func handleReplication(_ message: ReplicationMessage, from peer: NodeID, replicator: Replicator) -> [ReplicationDirective] {
+        replicator.receive(message, from: peer, state: state)
+    }
+
+    /// Starts an anti-entropy round with one of `peers`.
+    public func startAntiEntropy(replicator: Replicator, peers: [NodeID], seed: UInt64) -> [ReplicationDirective] {
+        var rng = SplitMix(seed: seed)
+        return replicator.startAntiEntropy(state: state, peers: peers, using: &rng)
+    }
+
+    /// The digest root and record count, for `/health` and convergence checks.
+    public var digestSummary: (root: UInt64, records: Int) {
+        (state.digest.root, state.records.count)
+    }
+}
+
+/// SplitMix64, seeded by the caller: replication choices are reproducible from a seed.
+public struct SplitMix: RandomNumberGenerator, Sendable {
+    private var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
