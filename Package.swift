@@ -44,6 +44,7 @@ let package = Package(
             name: "RosterNode",
             dependencies: [
                 "RosterCore",
+                "RosterWire",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -51,6 +52,7 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
         // The HTTP interfaces: native API, Consul-compatible API, operations.
@@ -94,7 +96,11 @@ let package = Package(
         ),
         .testTarget(
             name: "RosterNodeTests",
-            dependencies: ["RosterNode", "RosterCore"]
+            dependencies: [
+                "RosterNode", "RosterCore", "RosterWire",
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
         ),
         .testTarget(
             name: "RosterHTTPTests",

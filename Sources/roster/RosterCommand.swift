@@ -11,7 +11,7 @@ struct RosterCommand: ParsableCommand {
             Register and discover services over HTTP (Consul's /v1 API or the native /registry API).
             """,
         version: rosterVersion,
-        subcommands: [AgentCommand.self, DevCommand.self, MembersCommand.self, ServicesCommand.self])
+        subcommands: [AgentCommand.self, DevCommand.self, TLSCommand.self, MembersCommand.self, ServicesCommand.self])
 }
 
 /// `roster dev`: a throwaway single node with everything on loopback.
