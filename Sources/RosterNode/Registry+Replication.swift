@@ -37,25 +37,12 @@ extension Registry {
 
     /// Starts an anti-entropy round with one of `peers`.
     public func startAntiEntropy(replicator: Replicator, peers: [NodeID], seed: UInt64) -> [ReplicationDirective] {
-        var rng = SplitMix(seed: seed)
+        var rng = SplitMix64(seed: seed)
         return replicator.startAntiEntropy(state: state, peers: peers, using: &rng)
     }
 
     /// The digest root and record count, for `/health` and convergence checks.
     public var digestSummary: (root: UInt64, records: Int) {
         (state.digest.root, state.records.count)
-    }
-}
-
-/// SplitMix64, seeded by the caller: replication choices are reproducible from a seed.
-public struct SplitMix: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

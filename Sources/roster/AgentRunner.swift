@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import Logging
 import Metrics
+import NIOPosix
 import Prometheus
 import RosterCore
 import RosterHTTP
@@ -36,12 +37,20 @@ struct AgentRunner {
             logger.critical("cannot open the data directory \(config.dataDir): \(error)")
             throw ExitCode.failure
         }
-        reportInactiveFeatures(logger)
+        logger.warning("the DNS interface is not yet active in this build", metadata: ["dns": "\(config.dns)"])
+
+        let cluster: ClusterNode
+        do {
+            cluster = try makeCluster(registry: registry, logger: logger)
+        } catch {
+            logger.critical("cannot set up the cluster: \(error)")
+            throw ExitCode.failure
+        }
 
         let node = NodeInfo(
             name: config.nodeName, datacenter: config.datacenter, address: config.advertise.host,
             clusterPort: config.advertise.port, version: rosterVersion)
-        let api = APIContext(registry: registry, node: node)
+        let api = APIContext(registry: registry, node: node, members: { await cluster.memberViews() })
         let app = Application(
             router: HTTPAPI.router(api: api, prometheus: prometheus),
             configuration: .init(address: .hostname(config.http.host, port: config.http.port), serverName: "roster"),
@@ -54,6 +63,9 @@ struct AgentRunner {
             configuration: .init(
                 services: [
                     .init(service: MaintenanceService(registry: registry, logger: logger)),
+                    // Before the API, so it stops after it: the leave is announced once no more
+                    // writes can come in, and the registry closes only after the leave.
+                    .init(service: ClusterService(cluster: cluster)),
                     .init(service: app),
                     // Last in, so first told of shutdown: it releases blocking queries, which would
                     // otherwise hold the HTTP server open for up to their whole wait.
@@ -75,14 +87,58 @@ struct AgentRunner {
         logger.notice("node stopped cleanly")
     }
 
-    /// The cluster and DNS arrive in later releases; say so rather than silently ignoring flags.
-    private func reportInactiveFeatures(_ logger: Logger) {
-        var inactive: Logger.Metadata = ["bind": "\(config.bind)", "advertise": "\(config.advertise)"]
-        if !config.join.isEmpty { inactive["join"] = "\(config.join.joined(separator: ","))" }
-        if config.tlsCA != nil { inactive["tls"] = "configured" }
-        logger.warning("peer replication is not yet active in this build: this node runs alone", metadata: inactive)
-        logger.warning("the DNS interface is not yet active in this build", metadata: ["dns": "\(config.dns)"])
+    private func makeCluster(registry: Registry, logger: Logger) throws -> ClusterNode {
+        let security: PeerTransportSecurity
+        if let ca = config.tlsCA, let cert = config.tlsCert, let key = config.tlsKey {
+            let material = try PeerTLSMaterial.load(caPath: ca, certPath: cert, keyPath: key)
+            security = .mutualTLS(try PeerTransportTLS(material: material))
+        } else {
+            logger.warning("peer traffic is PLAINTEXT (--insecure-plaintext): anyone who can reach the cluster port can join")
+            security = .insecurePlaintext
+        }
+        let generation = try NodeGeneration.next(dataDir: config.dataDir, wallMillis: NodeClock.system.wallMillis())
+        let configuration = ClusterConfiguration(
+            nodeName: config.nodeName, clusterID: config.clusterID, advertise: config.advertise.description,
+            bindHost: config.bind.host, bindPort: config.bind.port, seeds: config.join, security: security)
+        return ClusterNode(
+            configuration: configuration, generation: generation, registry: registry,
+            eventLoopGroup: MultiThreadedEventLoopGroup.singleton, logger: logger)
     }
+}
+
+/// Runs the cluster: joins, gossips until shutdown, then announces a graceful leave.
+struct ClusterService: Service {
+    let cluster: ClusterNode
+
+    func run() async throws {
+        try await cluster.start()
+        await cancelWhenGracefulShutdown { await cluster.runLoops() }
+        await cluster.leave()
+    }
+}
+
+extension ClusterNode {
+    /// Members as the HTTP API shows them.
+    func memberViews() -> [MemberView] {
+        members.map { member in
+            let (host, port) = splitAddress(member.identity.address)
+            let state: MemberView.State =
+                switch member.state {
+                case .alive: .alive
+                case .suspect: .suspect
+                case .failed: .failed
+                case .left: .left
+                }
+            return MemberView(name: member.identity.name, address: host, port: port, state: state)
+        }
+    }
+}
+
+private func splitAddress(_ address: String) -> (String, Int) {
+    guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else {
+        return (address, 0)
+    }
+    return (String(address[..<colon]).trimmingCharacters(in: ["[", "]"]), port)
 }
 
 /// Runs the registry's upkeep (TTL expiry, snapshots) and, on shutdown, flushes and closes it.

@@ -1,0 +1,35 @@
+import RosterCore
+
+/// What a node needs to take part in a cluster.
+public struct ClusterConfiguration: Sendable {
+    public var nodeName: NodeID
+    public var clusterID: String
+    /// The `host:port` peers dial.
+    public var advertise: String
+    public var bindHost: String
+    public var bindPort: Int
+    public var seeds: [String]
+    public var security: PeerTransportSecurity
+    public var membership = MembershipSettings()
+    public var replication = ReplicationSettings()
+    /// How often a random peer's digest is compared with ours.
+    public var antiEntropyInterval: Duration = .seconds(1)
+    /// Local writes are gathered this long before one rumor carries them all, so a burst of
+    /// writes costs a few messages rather than one per write per peer.
+    public var rumorBatchInterval: Duration = .milliseconds(5)
+    /// How often membership's timers are driven.
+    public var membershipTick: Duration = .milliseconds(50)
+
+    public init(
+        nodeName: NodeID, clusterID: String, advertise: String, bindHost: String, bindPort: Int, seeds: [String],
+        security: PeerTransportSecurity
+    ) {
+        self.nodeName = nodeName
+        self.clusterID = clusterID
+        self.advertise = advertise
+        self.bindHost = bindHost
+        self.bindPort = bindPort
+        self.seeds = seeds
+        self.security = security
+    }
+}

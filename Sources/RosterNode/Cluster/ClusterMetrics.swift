@@ -1,0 +1,52 @@
+import Foundation
+import Metrics
+import RosterCore
+
+/// Cluster metrics: members by state, gossip bytes before and after compression, rounds.
+final class ClusterMetrics: @unchecked Sendable {
+    let antiEntropyRounds = Counter(label: "roster_anti_entropy_rounds_total")
+    let refusedPeers = Counter(label: "roster_peers_refused_total")
+    private let rumorsReceived = Counter(label: "roster_replication_messages_total", dimensions: [("kind", "rumor")])
+    private let digestsReceived = Counter(label: "roster_replication_messages_total", dimensions: [("kind", "digest")])
+    private let repairsReceived = Counter(label: "roster_replication_messages_total", dimensions: [("kind", "repair")])
+    private let payloadBytesSent = Gauge(label: "roster_gossip_bytes_sent", dimensions: [("stage", "payload")])
+    private let wireBytesSent = Gauge(label: "roster_gossip_bytes_sent", dimensions: [("stage", "wire")])
+    private let payloadBytesReceived = Gauge(label: "roster_gossip_bytes_received", dimensions: [("stage", "payload")])
+    private let wireBytesReceived = Gauge(label: "roster_gossip_bytes_received", dimensions: [("stage", "wire")])
+    private let membersByState: [MemberState: Gauge] = Dictionary(
+        uniqueKeysWithValues: MemberState.allCases.map { ($0, Gauge(label: "roster_members", dimensions: [("state", $0.rawValue)])) })
+
+    func count(_ message: ReplicationMessage) {
+        switch message {
+        case .rumor: rumorsReceived.increment()
+        case .digest: digestsReceived.increment()
+        case .bucketDigest, .bucketSummaries, .records: repairsReceived.increment()
+        }
+    }
+
+    func record(members: [Member], transport: PeerTransportStatistics) {
+        var counts: [MemberState: Int] = [:]
+        for member in members { counts[member.state, default: 0] += 1 }
+        for state in MemberState.allCases { membersByState[state]?.record(counts[state] ?? 0) }
+        payloadBytesSent.record(transport.payloadBytesSent)
+        wireBytesSent.record(transport.wireBytesSent)
+        payloadBytesReceived.record(transport.payloadBytesReceived)
+        wireBytesReceived.record(transport.wireBytesReceived)
+    }
+}
+
+/// Records written at this node, waiting for the next rumor batch. Filled from the registry
+/// actor, drained by the cluster actor; a lock keeps the hand-off free of actor hops.
+final class RumorOutbox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var records: [Record] = []
+
+    func add(_ new: [Record]) { lock.withLock { records.append(contentsOf: new) } }
+
+    func drain() -> [Record] {
+        lock.withLock {
+            defer { records.removeAll(keepingCapacity: true) }
+            return records
+        }
+    }
+}

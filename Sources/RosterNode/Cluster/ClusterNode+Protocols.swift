@@ -1,0 +1,91 @@
+import Logging
+import NIOCore
+import RosterCore
+import RosterWire
+
+/// Carrying out what the protocols decide.
+extension ClusterNode {
+    func handle(_ event: ClusterInbox.Event) async {
+        let now = clock.monotonicMillis()
+        switch event {
+        case .received(let payload, let remote):
+            let envelope: ClusterEnvelope
+            do {
+                envelope = try ClusterEnvelope.decode(payload)
+            } catch {
+                logger.warning("undecodable message from peer \(remote.nodeName): \(error)")
+                return
+            }
+            switch envelope {
+            case .membership(let message):
+                perform(membership.receive(message, from: remote.advertise, now: now))
+            case .replication(let message):
+                metrics.count(message)
+                let directives = await registry.handleReplication(message, from: remote.nodeName, replicator: replicator)
+                await perform(directives)
+            }
+        case .disconnected(let address, _):
+            if membership.members.contains(where: { $0.identity.address == address }) {
+                perform(membership.connectionFailed(to: address, now: now))
+            }
+        case .connected(let remote, _):
+            logger.debug("peer connected", metadata: ["peer": "\(remote.nodeName)", "advertise": "\(remote.advertise)"])
+        case .refused(let address, let reason):
+            metrics.refusedPeers.increment()
+            logger.debug("peer refused", metadata: ["address": "\(address)", "reason": "\(reason)"])
+        }
+    }
+
+    func tickMembership() {
+        perform(membership.tick(now: clock.monotonicMillis()))
+        metrics.record(members: membership.members, transport: transport.statistics)
+    }
+
+    func antiEntropy() async {
+        let peers = livePeers
+        guard !peers.isEmpty else { return }
+        metrics.antiEntropyRounds.increment()
+        await perform(await registry.startAntiEntropy(replicator: replicator, peers: peers, seed: rng.next()))
+    }
+
+    func flushRumors() async {
+        let records = outbox.drain()
+        guard !records.isEmpty else { return }
+        await perform(replicator.rumor(records, peers: livePeers, using: &rng))
+    }
+
+    // MARK: - Directives
+
+    func perform(_ directives: [MembershipDirective]) {
+        for directive in directives {
+            switch directive {
+            case .send(let message, let address):
+                _ = transport.send(ClusterEnvelope.membership(message).encoded(), to: address)
+            case .stateChanged(let member, let previous):
+                guard member.identity.name != configuration.nodeName else { continue }
+                let level: Logger.Level = member.state == .failed ? .warning : .info
+                logger.log(
+                    level: level, "member \(member.identity.name) is \(member.state.rawValue)",
+                    metadata: [
+                        "was": "\(previous?.rawValue ?? "unknown")", "address": "\(member.identity.address)",
+                        "generation": "\(member.identity.generation)", "incarnation": "\(member.incarnation)",
+                    ])
+            }
+        }
+    }
+
+    func perform(_ directives: [ReplicationDirective]) async {
+        for directive in directives {
+            switch directive {
+            case .send(let message, let node):
+                guard let address = membership.member(named: node)?.identity.address else { continue }
+                _ = transport.send(ClusterEnvelope.replication(message).encoded(), to: address)
+            case .apply(let records, let from, let hops):
+                let changed = await registry.applyRemote(records)
+                if let hops, !changed.isEmpty {
+                    await perform(replicator.forward(changed, hops: hops, except: from, peers: livePeers, using: &rng))
+                }
+            }
+        }
+    }
+}
