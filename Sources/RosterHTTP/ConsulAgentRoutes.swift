@@ -26,9 +26,24 @@ struct ConsulAgentRoutes {
     func register(_ request: Request) async throws -> Response {
         let body = try await JSONSupport.decode(ConsulServiceRegistration.self, from: request, limit: api.limits.maxBodyBytes)
         let (instance, status) = try body.instance(node: api.node)
-        try api.validator.validate(instance, portRequired: false)
+        do {
+            try api.validator.validate(instance, portRequired: false)
+        } catch {
+            throw ValidationError(field: ConsulAgentRoutes.consulFieldName(error.field), message: error.message)
+        }
         _ = try await api.registry.register(instance, status: status)
         return Response(status: .ok)
+    }
+
+    /// Names a field the way the Consul client sent it (`Port`, not `port`).
+    static func consulFieldName(_ field: String) -> String {
+        let names = [
+            "service_name": "Name", "instance_id": "ID", "host": "Address", "port": "Port", "tags": "Tags",
+            "metadata": "Meta", "weight": "Weights.Passing", "checks": "Checks",
+        ]
+        let head = field.prefix { $0 != "." && $0 != "[" }
+        guard let mapped = names[String(head)] else { return field }
+        return mapped + field.dropFirst(head.count)
     }
 
     func deregister(_ id: String) async throws -> Response {

@@ -74,7 +74,8 @@ struct ConsulCatalogRoutes {
         let tags = query.all("tag")
         let members = await api.members()
         let fingerprint = members.map { "\($0.name)=\($0.state.rawValue)@\($0.address)" }.hashValue
-        let cacheKey = "\(name)|\(passingOnly)|\(tags.joined(separator: ","))"
+        // Length-prefixed tags: `?tag=a,b` and `?tag=a&tag=b` must not share an entry.
+        let cacheKey = "\(name)|\(passingOnly)|" + tags.map { "\($0.utf8.count):\($0)" }.joined()
         let current = await api.registry.index(for: .service(name))
         if let body = cache.get(cacheKey, index: current, fingerprint: fingerprint) {
             return JSONSupport.response(bytes: body, headers: ConsulHeaders.index(current))
