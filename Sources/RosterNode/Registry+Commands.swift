@@ -59,8 +59,10 @@ extension Registry {
 
     func commitHeartbeat(_ id: String, service: String?) throws -> (WriteResult, UInt64?) {
         var instance = try state.existingInstance(id, service: service)
-        heartbeats[id] = Timestamp(millisecondsSinceEpoch: clock.wallMillis())
+        let wall = clock.wallMillis()
+        heartbeats[id] = Timestamp(millisecondsSinceEpoch: wall)
         armTTLChecks(of: instance, now: clock.monotonicMillis())
+        onRenewal?(LeaseRenewal(instanceID: id, checkIDs: [], wallMillis: wall))
         var changed = false
         for i in instance.checks.indices where instance.checks[i].kind == .ttl && instance.checks[i].status != .passing {
             instance.checks[i].status = .passing
@@ -74,8 +76,11 @@ extension Registry {
     }
 
     func commitCheck(_ checkID: String, status: CheckStatus, output: String?) throws -> (WriteResult, UInt64?) {
-        let (owner, _) = try state.locateCheck(checkID)
+        let (owner, position) = try state.locateCheck(checkID)
         armTTLChecks(of: owner, now: clock.monotonicMillis(), only: checkID)
+        if owner.checks[position].kind == .ttl {
+            onRenewal?(LeaseRenewal(instanceID: owner.instanceID, checkIDs: [checkID], wallMillis: clock.wallMillis()))
+        }
         guard let updated = try state.prepareCheckUpdate(checkID, status: status, output: output) else {
             return (WriteResult(instance: present(owner), created: false, index: nil), nil)
         }

@@ -8,6 +8,30 @@ extension Registry {
         onLocalCommit = handler
     }
 
+    /// Sets where lease renewals heard at this node go for batching to peers.
+    public func setRenewalHandler(_ handler: @escaping @Sendable (LeaseRenewal) -> Void) {
+        onRenewal = handler
+    }
+
+    /// Applies renewals heard at other nodes: the shown heartbeat time moves, and the TTLs of
+    /// checks this node owns are re-armed on this node's own clock.
+    public func applyRenewals(_ renewals: [LeaseRenewal]) {
+        let now = clock.monotonicMillis()
+        for renewal in renewals {
+            guard let instance = state.instance(renewal.instanceID) else { continue }
+            let beat = Timestamp(millisecondsSinceEpoch: renewal.wallMillis)
+            if renewal.checkIDs.isEmpty && beat > (heartbeats[renewal.instanceID] ?? instance.lastHeartbeat) {
+                heartbeats[renewal.instanceID] = beat
+            }
+            guard instance.node == nodeID else { continue }
+            if renewal.checkIDs.isEmpty {
+                armTTLChecks(of: instance, now: now)
+            } else {
+                for checkID in renewal.checkIDs { armTTLChecks(of: instance, now: now, only: checkID) }
+            }
+        }
+    }
+
     /// Merges records from a peer. Each that changes the state is logged (so a restart keeps it)
     /// but not waited for: a peer's write was acknowledged by its own node's fsync.
     /// Returns the records that changed something, for rumor forwarding.

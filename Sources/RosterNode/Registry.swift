@@ -49,6 +49,8 @@ public actor Registry {
     var shuttingDown = false
     /// Receives every record written at this node, for rumor mongering; set by the cluster.
     var onLocalCommit: (@Sendable ([Record]) -> Void)?
+    /// Receives every lease renewal heard at this node, for batching to peers; set by the cluster.
+    var onRenewal: (@Sendable (LeaseRenewal) -> Void)?
     /// Log bytes after which a snapshot is taken and older segments are dropped.
     let snapshotThresholdBytes: Int
 

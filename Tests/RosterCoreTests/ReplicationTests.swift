@@ -42,6 +42,8 @@ struct ReplicaNetwork {
             case .send(let message, let to):
                 bytesSent += message.encoded().count
                 if Double.random(in: 0..<1, using: &rng) >= dropRate { queue.append((node, to, message)) }
+            case .renew:
+                break
             case .apply(let records, let from, let hops):
                 var changed: [Record] = []
                 for record in records {
@@ -174,6 +176,7 @@ struct ReplicaNetwork {
             .rumor(records: [record], hops: 3), .digest(root: 42, count: 7), .bucketDigest([1, 2, 3]),
             .bucketSummaries([BucketSummary(bucket: 5, entries: [KeyHash(key: "k", hash: 9)])]),
             .records([record], wanted: ["x", "y"]),
+            .renewals([LeaseRenewal(instanceID: "i", checkIDs: ["service:i"], wallMillis: -3), LeaseRenewal(instanceID: "j", checkIDs: [], wallMillis: 99)]),
         ]
         for message in messages { #expect(try ReplicationMessage.decode(message.encoded()) == message) }
         var rng = SeededRandom(seed: 99)

@@ -44,3 +44,12 @@ func makeInstance(_ id: String, service: String = "web", node: String = "n1", ch
 func openRegistry(_ dir: TemporaryDirectory, clock: NodeClock = .system, snapshotThreshold: Int = 64 << 20) async throws -> Registry {
     try await Registry.open(nodeID: "n1", dataDir: dir.path, clock: clock, logger: quietLogger, snapshotThresholdBytes: snapshotThreshold)
 }
+
+/// A value shared with `@Sendable` callbacks in tests.
+final class LockedBox<Value: Sendable>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: Value
+    init(_ value: Value) { stored = value }
+    var value: Value { lock.withLock { stored } }
+    func mutate(_ change: (inout Value) -> Void) { lock.withLock { change(&stored) } }
+}

@@ -28,6 +28,36 @@ import Testing
         #expect(await registry.instance("b")?.checks[0].status == .passing)
     }
 
+    @Test func aRenewalHeardAtAnotherNodeKeepsTheOwnersTTLAlive() async throws {
+        let dir = TemporaryDirectory()
+        let clock = ManualClock()
+        let registry = try await openRegistry(dir, clock: clock.nodeClock)
+        _ = try await registry.register(ttlInstance("a"), status: nil)
+        _ = try await registry.updateCheck("service:a", status: .passing, output: "ok")
+        clock.advance(milliseconds: 1_500)
+        let heardAt = clock.nodeClock.wallMillis()
+        await registry.applyRenewals([LeaseRenewal(instanceID: "a", checkIDs: [], wallMillis: heardAt)])
+        clock.advance(milliseconds: 1_000)
+        await registry.sweep()
+        #expect(await registry.instance("a")?.checks[0].status == .passing, "the owner re-armed the TTL")
+        #expect(await registry.instance("a")?.lastHeartbeat.millisecondsSinceEpoch == heardAt)
+        clock.advance(milliseconds: 1_100)
+        await registry.sweep()
+        #expect(await registry.instance("a")?.checks[0].status == .critical, "and it still expires without more")
+    }
+
+    @Test func heartbeatsAndTTLPassesAreHandedOutForBatching() async throws {
+        let dir = TemporaryDirectory()
+        let registry = try await openRegistry(dir)
+        let heard = LockedBox<[LeaseRenewal]>([])
+        await registry.setRenewalHandler { renewal in heard.mutate { $0.append(renewal) } }
+        _ = try await registry.register(ttlInstance("a"), status: nil)
+        _ = try await registry.heartbeat("a", service: "web")
+        _ = try await registry.updateCheck("service:a", status: .passing, output: nil)
+        _ = try await registry.updateCheck("service:a", status: .passing, output: nil)
+        #expect(heard.value.map(\.checkIDs) == [[], ["service:a"], ["service:a"]])
+    }
+
     @Test func deregisterCriticalServiceAfterRemovesTheInstance() async throws {
         let dir = TemporaryDirectory()
         let clock = ManualClock()

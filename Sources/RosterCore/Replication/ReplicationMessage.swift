@@ -18,6 +18,21 @@ public struct BucketSummary: Sendable, Hashable {
     }
 }
 
+/// A lease renewal: `instanceID` heard a heartbeat or a check result at `wallMillis` (the
+/// receiving node's wall clock, for display only), renewing `checkIDs` (empty: every TTL check).
+/// The owner re-arms those TTLs on its own monotonic clock when the renewal arrives.
+public struct LeaseRenewal: Sendable, Hashable {
+    public var instanceID: String
+    public var checkIDs: [String]
+    public var wallMillis: Int64
+
+    public init(instanceID: String, checkIDs: [String], wallMillis: Int64) {
+        self.instanceID = instanceID
+        self.checkIDs = checkIDs
+        self.wallMillis = wallMillis
+    }
+}
+
 /// Messages between replicas.
 ///
 /// Anti-entropy runs in up to four steps, each only if the previous found a difference:
@@ -30,9 +45,11 @@ public enum ReplicationMessage: Sendable, Equatable {
     case bucketDigest([UInt64])
     case bucketSummaries([BucketSummary])
     case records([Record], wanted: [String])
+    /// Renewals heard since the last batch: heartbeats never become one message each.
+    case renewals([LeaseRenewal])
 
     private enum Tag: UInt8 {
-        case rumor = 1, digest, bucketDigest, bucketSummaries, records
+        case rumor = 1, digest, bucketDigest, bucketSummaries, records, renewals
     }
 
     public func encode(into w: inout ByteWriter) {
@@ -64,6 +81,14 @@ public enum ReplicationMessage: Sendable, Equatable {
             w.write(Tag.records.rawValue)
             ReplicationMessage.write(records, into: &w)
             w.write(wanted)
+        case .renewals(let renewals):
+            w.write(Tag.renewals.rawValue)
+            w.writeVarint(UInt64(renewals.count))
+            for renewal in renewals {
+                w.write(renewal.instanceID)
+                w.write(renewal.checkIDs)
+                w.writeSigned(renewal.wallMillis)
+            }
         }
     }
 
@@ -108,6 +133,13 @@ public enum ReplicationMessage: Sendable, Equatable {
         case .records:
             let records = try readRecords(&r)
             return .records(records, wanted: try r.readStringList())
+        case .renewals:
+            var renewals: [LeaseRenewal] = []
+            for _ in 0..<(try r.readCount()) {
+                renewals.append(
+                    LeaseRenewal(instanceID: try r.readString(), checkIDs: try r.readStringList(), wallMillis: try r.readSigned()))
+            }
+            return .renewals(renewals)
         }
     }
 

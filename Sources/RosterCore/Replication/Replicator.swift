@@ -28,6 +28,8 @@ public enum ReplicationDirective: Sendable, Equatable {
     case send(ReplicationMessage, to: NodeID)
     /// Merge these records; if `forwardHops` is set, forward those that changed anything.
     case apply([Record], from: NodeID, forwardHops: UInt8?)
+    /// Renew these leases locally.
+    case renew([LeaseRenewal])
 }
 
 /// The replication protocol: rumor mongering for speed, anti-entropy for the guarantee.
@@ -61,6 +63,13 @@ public struct Replicator: Sendable {
         }
     }
 
+    /// Sends a batch of renewals to every live peer: every node shows the latest heartbeat, and
+    /// whichever owns a check (now or after a takeover) has its TTL renewed.
+    public func broadcast(_ renewals: [LeaseRenewal], peers: [NodeID]) -> [ReplicationDirective] {
+        guard !renewals.isEmpty else { return [] }
+        return peers.filter { $0 != node }.map { .send(.renewals(renewals), to: $0) }
+    }
+
     // MARK: - Anti-entropy
 
     /// Starts a round with one random live peer: send only our root hash.
@@ -74,6 +83,8 @@ public struct Replicator: Sendable {
         switch message {
         case .rumor(let records, let hops):
             return [.apply(records, from: peer, forwardHops: hops)]
+        case .renewals(let renewals):
+            return [.renew(renewals)]
         case .digest(let root, _):
             guard root != state.digest.root else { return [] }
             return [.send(.bucketDigest(state.digest.buckets), to: peer)]

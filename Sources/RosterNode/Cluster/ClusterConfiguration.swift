@@ -17,6 +17,9 @@ public struct ClusterConfiguration: Sendable {
     /// Local writes are gathered this long before one rumor carries them all, so a burst of
     /// writes costs a few messages rather than one per write per peer.
     public var rumorBatchInterval: Duration = .milliseconds(5)
+    /// How often heartbeats and TTL renewals heard here go out, as one batch per peer. Well
+    /// under the shortest TTL (1 s), so a renewal at any node reaches the owner in time.
+    public var renewalBatchInterval: Duration = .milliseconds(250)
     /// How often membership's timers are driven.
     public var membershipTick: Duration = .milliseconds(50)
 

@@ -9,6 +9,7 @@ final class ClusterMetrics: @unchecked Sendable {
     private let rumorsReceived = Counter(label: "roster_replication_messages_total", dimensions: [("kind", "rumor")])
     private let digestsReceived = Counter(label: "roster_replication_messages_total", dimensions: [("kind", "digest")])
     private let repairsReceived = Counter(label: "roster_replication_messages_total", dimensions: [("kind", "repair")])
+    private let renewalsReceived = Counter(label: "roster_replication_messages_total", dimensions: [("kind", "renewals")])
     private let payloadBytesSent = Gauge(label: "roster_gossip_bytes_sent", dimensions: [("stage", "payload")])
     private let wireBytesSent = Gauge(label: "roster_gossip_bytes_sent", dimensions: [("stage", "wire")])
     private let payloadBytesReceived = Gauge(label: "roster_gossip_bytes_received", dimensions: [("stage", "payload")])
@@ -21,6 +22,7 @@ final class ClusterMetrics: @unchecked Sendable {
         case .rumor: rumorsReceived.increment()
         case .digest: digestsReceived.increment()
         case .bucketDigest, .bucketSummaries, .records: repairsReceived.increment()
+        case .renewals: renewalsReceived.increment()
         }
     }
 
@@ -32,6 +34,29 @@ final class ClusterMetrics: @unchecked Sendable {
         wireBytesSent.record(transport.wireBytesSent)
         payloadBytesReceived.record(transport.payloadBytesReceived)
         wireBytesReceived.record(transport.wireBytesReceived)
+    }
+}
+
+/// Lease renewals heard at this node, waiting for the next batch. A renewal of the same
+/// instance and checks replaces the earlier one, so a batch is at most one entry per lease.
+final class RenewalOutbox: @unchecked Sendable {
+    private struct Key: Hashable {
+        var instanceID: String
+        var checkIDs: [String]
+    }
+
+    private let lock = NSLock()
+    private var pending: [Key: Int64] = [:]
+
+    func add(_ renewal: LeaseRenewal) {
+        lock.withLock { pending[Key(instanceID: renewal.instanceID, checkIDs: renewal.checkIDs)] = renewal.wallMillis }
+    }
+
+    func drain() -> [LeaseRenewal] {
+        lock.withLock {
+            defer { pending.removeAll(keepingCapacity: true) }
+            return pending.map { LeaseRenewal(instanceID: $0.key.instanceID, checkIDs: $0.key.checkIDs, wallMillis: $0.value) }
+        }
     }
 }
 

@@ -54,6 +54,10 @@ extension ClusterNode {
         await perform(replicator.rumor(records, peers: livePeers, using: &rng))
     }
 
+    func flushRenewals() async {
+        await perform(replicator.broadcast(renewals.drain(), peers: livePeers))
+    }
+
     // MARK: - Directives
 
     func perform(_ directives: [MembershipDirective]) {
@@ -80,6 +84,8 @@ extension ClusterNode {
             case .send(let message, let node):
                 guard let address = membership.member(named: node)?.identity.address else { continue }
                 _ = transport.send(ClusterEnvelope.replication(message).encoded(), to: address)
+            case .renew(let renewals):
+                await registry.applyRenewals(renewals)
             case .apply(let records, let from, let hops):
                 let changed = await registry.applyRemote(records)
                 if let hops, !changed.isEmpty {

@@ -17,6 +17,7 @@ public actor ClusterNode {
     let transport: PeerTransport
     let inbox: ClusterInbox
     let outbox = RumorOutbox()
+    let renewals = RenewalOutbox()
     let replicator: Replicator
     let clock: NodeClock
     let logger: Logger
@@ -54,6 +55,8 @@ public actor ClusterNode {
         let port = try await transport.start(bind: configuration.bindHost, port: configuration.bindPort)
         let outbox = self.outbox
         await registry.setLocalCommitHandler { records in outbox.add(records) }
+        let renewals = self.renewals
+        await registry.setRenewalHandler { renewal in renewals.add(renewal) }
         let seeds = configuration.seeds.filter { $0 != configuration.advertise }
         logger.notice(
             "cluster listening", metadata: ["bind": "\(configuration.bindHost):\(port)", "seeds": "\(seeds.joined(separator: ","))"])
@@ -70,6 +73,7 @@ public actor ClusterNode {
             group.addTask { await self.every(self.configuration.membershipTick) { await $0.tickMembership() } }
             group.addTask { await self.every(self.configuration.antiEntropyInterval) { await $0.antiEntropy() } }
             group.addTask { await self.every(self.configuration.rumorBatchInterval) { await $0.flushRumors() } }
+            group.addTask { await self.every(self.configuration.renewalBatchInterval) { await $0.flushRenewals() } }
             // Children are cancelled with this task; iterating the inbox ends on cancellation too.
             await group.waitForAll()
         }

@@ -103,7 +103,8 @@ final class OutboundPeer: Sendable {
                     "outbound queue full (\(limits.maxFrames) payloads or \(limits.maxBytes) bytes); dropping the "
                     + "oldest while the peer is unreachable or slow"
             }
-            self.transport.reportDropped(dropped, address: self.address, reason: reason, level: firstOverflow ? .warning : .debug)
+            self.transport.reportDropped(
+                dropped, address: self.address, reason: reason, level: firstOverflow ? .warning : .debug)
         }
         return outcome
     }
@@ -218,7 +219,8 @@ final class OutboundPeer: Sendable {
             let stable = wasEstablished && state.establishedAt.map { now - $0 >= Self.stableConnection } == true
             state.consecutiveFailures = stable ? 0 : state.consecutiveFailures + 1
             state.establishedAt = nil
-            let delay = backoff.delay(afterFailures: max(state.consecutiveFailures, 1), random: Double.random(in: 0...1))
+            let delay = backoff.delay(
+                afterFailures: max(state.consecutiveFailures, 1), random: Double.random(in: 0...1))
             state.notBefore = now + delay
             state.phase = .idle
             state.lastFailure = reason
@@ -229,7 +231,8 @@ final class OutboundPeer: Sendable {
             let retry = PeerConnectionHandler.describe(outcome.delay)
             let message: Logger.Message =
                 "cannot reach peer \(self.address) (attempt \(attempt)): \(reason); \(outcome.queued) payloads queued, next attempt in \(retry)"
-            self.logger.log(level: outcome.failures == 1 ? .info : .debug, message, metadata: ["peer.address": "\(self.address)"])
+            self.logger.log(
+                level: outcome.failures == 1 ? .info : .debug, message, metadata: ["peer.address": "\(self.address)"])
         }
         self.kick()
     }

@@ -200,7 +200,10 @@ final class PeerConnectionHandler: ChannelInboundHandler {
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         let reason = Self.describe(error)
         switch self.state {
-        case .idle, .awaitingHandshake:
+        case .idle:
+            // Not connected yet: a failed connect is reported by the bootstrap's future instead.
+            self.logger.debug("error on unconnected peer channel \(self.direction) \(self.address): \(reason)")
+        case .awaitingHandshake:
             self.refuse(context, reason: reason)
         case .established(let remote):
             self.closeReason = reason

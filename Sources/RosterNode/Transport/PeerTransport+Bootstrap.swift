@@ -75,7 +75,8 @@ extension PeerTransport {
                 self.reportDropped(
                     1,
                     address: address,
-                    reason: "payload of \(payloadBytes) bytes cannot be framed: \(PeerConnectionHandler.describe(error))",
+                    reason:
+                        "payload of \(payloadBytes) bytes cannot be framed: \(PeerConnectionHandler.describe(error))",
                     level: .error
                 )
             }
