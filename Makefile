@@ -22,7 +22,7 @@ RUN_DIR ?= .run/dev-single
 RUN_HTTP = $(shell sed -n 's/^http: *\([^ #]*\).*/\1/p' $(RUN_CONFIG))
 RUN_DNS = $(shell sed -n 's/^dns: *\([^ #]*\).*/\1/p' $(RUN_CONFIG))
 
-.PHONY: all deps build release test unit e2e run bench clean
+.PHONY: all deps build release test unit e2e certs run run5 run-single docker-build docker-up bench clean
 
 all: build
 
@@ -62,8 +62,20 @@ unit: deps
 e2e: build
 	ROSTER_BIN=$(DEBUG_BIN) $(PYTHON) -m pytest -q Tests/e2e
 
-## run: one local node from $(RUN_CONFIG); Ctrl-C stops it gracefully
-run: build
+## certs: dev certificates for cluster-configs/ in .run/certs (CA + n1..n5), only what is missing
+certs: build
+	@ROSTER_BIN=$(DEBUG_BIN) scripts/dev-certs.sh .run/certs n1 n2 n3 n4 n5
+
+## run: a local 3-node mutual-TLS cluster on loopback from cluster-configs/three/ (HTTP 8501-8503);
+## Ctrl-C makes every node leave gracefully. run5: the same with cluster-configs/five/ (8521-8525).
+run: certs
+	@ROSTER_BIN=$(DEBUG_BIN) scripts/run-cluster.sh three
+
+run5: certs
+	@ROSTER_BIN=$(DEBUG_BIN) scripts/run-cluster.sh five
+
+## run-single: one local node from $(RUN_CONFIG), plaintext; Ctrl-C stops it gracefully
+run-single: build
 	@mkdir -p $(RUN_DIR)
 	@echo "Roster node from $(RUN_CONFIG), state in $(RUN_DIR)/"
 	@echo "  HTTP API (native and Consul): http://$(RUN_HTTP)   e.g. curl http://$(RUN_HTTP)/v1/catalog/services"
@@ -71,6 +83,14 @@ run: build
 	@echo "  DNS:                          dig @$(firstword $(subst :, ,$(RUN_DNS))) -p $(lastword $(subst :, ,$(RUN_DNS))) web.service.roster."
 	@echo "  Ctrl-C stops it."
 	@exec $(DEBUG_BIN) agent --config $(RUN_CONFIG) --data-dir $(RUN_DIR)
+
+## docker-build / docker-up: the image of docker/Dockerfile and the 3-node mTLS cluster of
+## docker/docker-compose.yml (HTTP on 8501-8503). Needs a Docker engine.
+docker-build:
+	docker build -f docker/Dockerfile -t roster:dev .
+
+docker-up:
+	docker compose -f docker/docker-compose.yml up --build
 
 ## bench: release build, then scripts/bench.sh writes BENCHMARKS.md
 bench: release

@@ -49,19 +49,44 @@ public struct MemberView: Sendable, Equatable {
 
 public typealias MembersProvider = @Sendable () async -> [MemberView]
 
+/// The cluster's view of this node for `/health`: whether it has joined, and whether its state
+/// has matched a peer's digest since it started (caught up).
+public struct ClusterHealth: Sendable, Encodable {
+    public var joined: Bool
+    public var caughtUp: Bool
+    public var liveMembers: Int
+    public var members: Int
+
+    public init(joined: Bool, caughtUp: Bool, liveMembers: Int, members: Int) {
+        self.joined = joined
+        self.caughtUp = caughtUp
+        self.liveMembers = liveMembers
+        self.members = members
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case joined, caughtUp = "caught_up", liveMembers = "live_members", members
+    }
+}
+
 /// Everything a route handler needs, shared by all routes.
 public struct APIContext: Sendable {
     public var registry: Registry
     public var node: NodeInfo
     public var limits: InputLimits
     public var members: MembersProvider
+    public var clusterHealth: @Sendable () async -> ClusterHealth
 
-    public init(registry: Registry, node: NodeInfo, limits: InputLimits = .standard, members: MembersProvider? = nil) {
+    public init(
+        registry: Registry, node: NodeInfo, limits: InputLimits = .standard, members: MembersProvider? = nil,
+        clusterHealth: (@Sendable () async -> ClusterHealth)? = nil
+    ) {
         self.registry = registry
         self.node = node
         self.limits = limits
         let me = MemberView(name: node.name, address: node.address, port: node.clusterPort, state: .alive)
         self.members = members ?? { [me] }
+        self.clusterHealth = clusterHealth ?? { ClusterHealth(joined: true, caughtUp: true, liveMembers: 1, members: 1) }
     }
 
     var validator: InstanceValidator { InstanceValidator(limits: limits) }

@@ -14,10 +14,13 @@ struct OperationsRoutes {
                 var node: String
                 var instances: Int
                 var index: UInt64
+                var cluster: ClusterHealth
             }
             let registry = api.registry
             return try JSONSupport.response(
-                Health(status: "ok", node: api.node.name, instances: await registry.instanceCount, index: await registry.modifyIndex))
+                Health(
+                    status: "ok", node: api.node.name, instances: await registry.instanceCount,
+                    index: await registry.modifyIndex, cluster: await api.clusterHealth()))
         }
         router.get("metrics") { _, _ in
             var bytes: [UInt8] = []

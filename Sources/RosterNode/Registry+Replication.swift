@@ -40,7 +40,7 @@ extension Registry {
         let now = clock.monotonicMillis()
         for record in records {
             hlc.observe(record.stamp)
-            guard let change = state.apply(record) else { continue }
+            guard !wasCollected(record), let change = state.apply(record) else { continue }
             let index = noteApplied(change)
             _ = wal.append(LogEntry(index: index, record: change.current))
             changed.append(change.current)

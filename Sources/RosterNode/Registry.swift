@@ -44,6 +44,10 @@ public actor Registry {
     var timers = CheckTimers()
     /// Last heartbeat times renewed locally; overlaid on reads instead of replicated per beat.
     var heartbeats: [String: Timestamp] = [:]
+    /// When this node first held each tombstone, on its monotonic clock.
+    var tombstoneSeen: [String: Int64] = [:]
+    /// Recently collected tombstones: key → (record hash, remember until).
+    var forgotten: [String: (hash: UInt64, until: Int64)] = [:]
     var waiters: [WatchScope: [UUID: CheckedContinuation<Void, Never>]] = [:]
     var snapshotRunning = false
     var shuttingDown = false
@@ -110,6 +114,8 @@ public actor Registry {
     private func replay(_ entry: LogEntry) {
         hlc.observe(entry.record.stamp)
         state.apply(entry.record)
+        // A restart starts every tombstone's grace period afresh: no clock survives the gap.
+        trackTombstone(entry.record, now: clock.monotonicMillis())
         keyIndexes[entry.record.key] = entry.index
         serviceIndexes[entry.record.serviceName] = max(serviceIndexes[entry.record.serviceName] ?? 0, entry.index)
         modifyIndex = max(modifyIndex, entry.index)
@@ -140,6 +146,7 @@ public actor Registry {
             wake(.service(previousService))
         }
         let now = clock.monotonicMillis()
+        trackTombstone(record, now: now)
         if let instance = record.instance {
             if instance.node == nodeID { timers.observe(instance, now: now) }
         } else {

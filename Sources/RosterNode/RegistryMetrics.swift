@@ -11,6 +11,7 @@ final class RegistryMetrics: @unchecked Sendable {
 
     /// Records from peers that changed this node's state.
     let deltasApplied = Counter(label: "roster_replication_deltas_applied_total")
+    let tombstonesCollected = Counter(label: "roster_tombstones_collected_total")
     private var counts: [Key: Int] = [:]
     private var gauges: [Key: Gauge] = [:]
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import RosterCore
 
 /// `roster agent`: runs a node.
 struct AgentCommand: ParsableCommand, RunnableCommand {
@@ -38,6 +39,8 @@ struct AgentOptions: ParsableArguments {
     @Option(help: "Datacenter reported through the Consul-compatible API. (default: dc1)") var datacenter: String?
     @Option(help: "DNS domain. (default: roster.)") var domain: String?
     @Option(help: "TTL of DNS answers in seconds. (default: 0)") var dnsTtl: Int?
+    @Option(help: "How long deregistrations are remembered before their tombstones are dropped, e.g. 24h. (default: 24h)")
+    var tombstoneGrace: String?
     @Option(help: "CA certificate (PEM) that peer certificates must chain to.") var tlsCa: String?
     @Option(help: "This node's certificate (PEM).") var tlsCert: String?
     @Option(help: "This node's private key (PEM).") var tlsKey: String?
@@ -74,10 +77,18 @@ struct AgentOptions: ParsableArguments {
             datacenter: try pick(datacenter, "datacenter") ?? "dc1", domain: try pick(domain, "domain") ?? "roster.",
             tlsCA: try pick(tlsCa, "tls_ca"), tlsCert: try pick(tlsCert, "tls_cert"), tlsKey: try pick(tlsKey, "tls_key"),
             insecurePlaintext: try insecurePlaintext || (file.bool("insecure_plaintext") ?? false),
-            logLevel: logLevel, logFormat: logFormat, dnsTTL: try dnsTtl ?? file.int("dns_ttl") ?? 0)
+            logLevel: logLevel, logFormat: logFormat, dnsTTL: try dnsTtl ?? file.int("dns_ttl") ?? 0,
+            tombstoneGrace: try parseDuration(pick(tombstoneGrace, "tombstone_grace") ?? "24h", key: "tombstone-grace"))
         try resolved.validate()
         return resolved
     }
+}
+
+private func parseDuration(_ text: String, key: String) throws -> GoDuration {
+    guard let duration = GoDuration(parsing: text), duration.milliseconds >= 1000 else {
+        throw ConfigError(key: key, message: "'\(text)' is not a duration of at least 1s, such as 30m or 24h")
+    }
+    return duration
 }
 
 extension AgentConfig {

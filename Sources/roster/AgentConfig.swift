@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import RosterCore
 import Yams
 
 /// A `HOST:PORT` address as given on the command line or in the config file.
@@ -60,11 +61,12 @@ struct AgentConfig {
     var logLevel: String
     var logFormat: String
     var dnsTTL: Int
+    var tombstoneGrace: GoDuration
 
     /// Every key the config file may hold: the flag names with `-` written as `_`.
     static let fileKeys: Set<String> = [
         "node_name", "data_dir", "bind", "advertise", "http", "dns", "join", "cluster_id", "datacenter", "domain",
-        "tls_ca", "tls_cert", "tls_key", "insecure_plaintext", "log_level", "log_format", "dns_ttl",
+        "tls_ca", "tls_cert", "tls_key", "insecure_plaintext", "log_level", "log_format", "dns_ttl", "tombstone_grace",
     ]
 
     static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]

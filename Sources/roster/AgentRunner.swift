@@ -50,7 +50,9 @@ struct AgentRunner {
         let node = NodeInfo(
             name: config.nodeName, datacenter: config.datacenter, address: config.advertise.host,
             clusterPort: config.advertise.port, version: rosterVersion)
-        let api = APIContext(registry: registry, node: node, members: { await cluster.memberViews() })
+        let api = APIContext(
+            registry: registry, node: node, members: { await cluster.memberViews() },
+            clusterHealth: { await cluster.health() })
         let app = Application(
             router: HTTPAPI.router(api: api, prometheus: prometheus),
             configuration: .init(address: .hostname(config.http.host, port: config.http.port), serverName: "roster"),
@@ -62,7 +64,9 @@ struct AgentRunner {
         let group = ServiceGroup(
             configuration: .init(
                 services: [
-                    .init(service: MaintenanceService(registry: registry, logger: logger)),
+                    .init(
+                        service: MaintenanceService(
+                            registry: registry, tombstoneGrace: .milliseconds(config.tombstoneGrace.milliseconds), logger: logger)),
                     // Before the API, so it stops after it: the leave is announced once no more
                     // writes can come in, and the registry closes only after the leave.
                     .init(service: ClusterService(cluster: cluster)),
@@ -118,6 +122,12 @@ struct ClusterService: Service {
 }
 
 extension ClusterNode {
+    func health() -> ClusterHealth {
+        let members = self.members
+        return ClusterHealth(
+            joined: hasJoined, caughtUp: caughtUp, liveMembers: members.filter(\.isLive).count, members: members.count)
+    }
+
     /// Members as the HTTP API shows them.
     func memberViews() -> [MemberView] {
         members.map { member in
@@ -144,6 +154,7 @@ private func splitAddress(_ address: String) -> (String, Int) {
 /// Runs the registry's upkeep (TTL expiry, snapshots) and, on shutdown, flushes and closes it.
 struct MaintenanceService: Service {
     let registry: Registry
+    let tombstoneGrace: Duration
     let logger: Logger
 
     func run() async throws {
@@ -152,7 +163,10 @@ struct MaintenanceService: Service {
             try? await Task.sleep(for: .milliseconds(250))
             await registry.sweep()
             tick += 1
-            if tick % 20 == 0 { await registry.snapshotIfNeeded() }
+            if tick % 20 == 0 {
+                await registry.collectTombstones(grace: tombstoneGrace)
+                await registry.snapshotIfNeeded()
+            }
         }
         await registry.close()
         logger.info("registry flushed and closed")

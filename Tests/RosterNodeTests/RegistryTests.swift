@@ -58,6 +58,27 @@ import Testing
         #expect(heard.value.map(\.checkIDs) == [[], ["service:a"], ["service:a"]])
     }
 
+    @Test func tombstonesAreCollectedAfterTheGraceAndACollectedOneCannotComeBack() async throws {
+        let dir = TemporaryDirectory()
+        let clock = ManualClock()
+        let registry = try await openRegistry(dir, clock: clock.nodeClock)
+        _ = try await registry.register(makeInstance("a"), status: nil)
+        _ = try await registry.deregister("a")
+        let tombstone = try #require(await registry.recordForTesting("a"))
+        #expect(tombstone.isTombstone)
+        clock.advance(milliseconds: 59_000)
+        #expect(await registry.collectTombstones(grace: .seconds(60)) == 0)
+        clock.advance(milliseconds: 1_000)
+        #expect(await registry.collectTombstones(grace: .seconds(60)) == 1)
+        #expect(await registry.recordForTesting("a") == nil)
+        // A peer that has not collected yet sends it back: it stays gone.
+        #expect(await registry.applyRemote([tombstone]).isEmpty)
+        #expect(await registry.recordForTesting("a") == nil)
+        // A new registration is a new version and is accepted.
+        _ = try await registry.register(makeInstance("a"), status: nil)
+        #expect(await registry.instance("a") != nil)
+    }
+
     @Test func deregisterCriticalServiceAfterRemovesTheInstance() async throws {
         let dir = TemporaryDirectory()
         let clock = ManualClock()

@@ -21,6 +21,10 @@ extension ClusterNode {
                 perform(membership.receive(message, from: remote.advertise, now: now))
             case .replication(let message):
                 metrics.count(message)
+                if case .digest(let root, _) = message, !caughtUp, await registry.digestSummary.root == root {
+                    caughtUp = true
+                    logger.notice("caught up: this node's state matches peer \(remote.nodeName)'s")
+                }
                 let directives = await registry.handleReplication(message, from: remote.nodeName, replicator: replicator)
                 await perform(directives)
             }
@@ -43,7 +47,11 @@ extension ClusterNode {
 
     func antiEntropy() async {
         let peers = livePeers
-        guard !peers.isEmpty else { return }
+        guard !peers.isEmpty else {
+            // Alone (a single node, or every peer gone): nothing to catch up with.
+            if membership.members.count == 1 { caughtUp = true }
+            return
+        }
         metrics.antiEntropyRounds.increment()
         await perform(await registry.startAntiEntropy(replicator: replicator, peers: peers, seed: rng.next()))
     }

@@ -24,6 +24,8 @@ public actor ClusterNode {
     let metrics = ClusterMetrics()
     var membership: MembershipInstance
     var rng: SplitMix64
+    /// Set once a peer's digest has matched ours: this node has caught up with the cluster.
+    public internal(set) var caughtUp = false
 
     public init(
         configuration: ClusterConfiguration, generation: UInt64, registry: Registry, eventLoopGroup: any EventLoopGroup,
@@ -105,6 +107,9 @@ public actor ClusterNode {
     // MARK: - Views
 
     public var members: [Member] { membership.members }
+
+    /// Whether the join went through (or there was no one to join).
+    public var hasJoined: Bool { membership.hasJoined }
 
     /// Live peers by name, excluding this node: the targets of replication.
     var livePeers: [NodeID] {
