@@ -17,6 +17,8 @@ public struct RegistryState: Sendable {
     public struct Change: Sendable, Equatable {
         public var previous: Record?
         public var current: Record
+        /// The incoming version was concurrent with the one held: the fixed rule decided.
+        public var resolvedConflict = false
     }
 
     // MARK: - Writes
@@ -37,7 +39,8 @@ public struct RegistryState: Sendable {
         hashes[incoming.key] = hash
         index.update(key: incoming.key, from: previous?.instance, to: merged.instance)
         liveCount += (merged.isTombstone ? 0 : 1) - (previous.map { $0.isTombstone ? 0 : 1 } ?? 0)
-        return Change(previous: previous, current: merged)
+        let concurrent = previous.map { $0.clock.compare(to: incoming.clock) == .concurrent } ?? false
+        return Change(previous: previous, current: merged, resolvedConflict: concurrent)
     }
 
     /// The next version of `key` written at `node`: it causally follows what this state holds.

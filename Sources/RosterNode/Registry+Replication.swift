@@ -41,6 +41,7 @@ extension Registry {
         for record in records {
             hlc.observe(record.stamp)
             guard !wasCollected(record), let change = state.apply(record) else { continue }
+            if change.resolvedConflict { metrics.conflictsResolved.increment() }
             let index = noteApplied(change)
             _ = wal.append(LogEntry(index: index, record: change.current))
             changed.append(change.current)

@@ -11,6 +11,8 @@ final class RegistryMetrics: @unchecked Sendable {
 
     /// Records from peers that changed this node's state.
     let deltasApplied = Counter(label: "roster_replication_deltas_applied_total")
+    /// Concurrent versions of one instance decided by the fixed rule (HLC, delete, origin).
+    let conflictsResolved = Counter(label: "roster_replication_conflicts_resolved_total")
     let tombstonesCollected = Counter(label: "roster_tombstones_collected_total")
     private var counts: [Key: Int] = [:]
     private var gauges: [Key: Gauge] = [:]

@@ -37,6 +37,14 @@ import Testing
         #expect(Record.merge(b, a).origin == "b")
     }
 
+    @Test func applyingAConcurrentVersionReportsAResolvedConflict() {
+        var state = RegistryState()
+        state.apply(record(["a": 1], stamp: 200, origin: "a", port: 1))
+        let change = state.apply(record(["b": 1], stamp: 300, origin: "b", port: 2))
+        #expect(change?.resolvedConflict == true)
+        #expect(state.apply(record(["a": 2, "b": 1], stamp: 400, origin: "a", port: 3))?.resolvedConflict == false)
+    }
+
     @Test func anOldRegistrationArrivingLateDoesNotResurrectADeletedInstance() {
         var state = RegistryState()
         let registration = state.nextRecord(key: "k", serviceName: "web", instance: makeInstance("k"), node: "a",
