@@ -10,9 +10,11 @@ public enum HTTPAPI {
         router.add(middleware: MetricsMiddleware())
         router.add(middleware: ErrorShapingMiddleware())
         NativeRoutes(api: api).add(to: router)
+        WatchRoutes(api: api).add(to: router)
         ConsulAgentRoutes(api: api).add(to: router)
         ConsulCatalogRoutes(api: api).add(to: router)
         OperationsRoutes(api: api, prometheus: prometheus).add(to: router)
+        ResolveRoutes(api: api).add(to: router)
         return router
     }
 }

@@ -24,6 +24,8 @@ public final class ChangeFeed: @unchecked Sendable {
         case change(ChangeEvent)
         /// Events were dropped: the subscriber must resynchronise from a full read.
         case overflowed
+        /// Nothing happened; the subscriber was nudged awake (for keep-alives).
+        case idle
     }
 
     fileprivate final class Subscriber: @unchecked Sendable {
@@ -32,6 +34,7 @@ public final class ChangeFeed: @unchecked Sendable {
         var latest: [String: ChangeEvent] = [:]
         var overflowed = false
         var cancelled = false
+        var nudged = false
         var waiting: CheckedContinuation<Item?, Never>?
         init(service: String?) { self.service = service }
     }
@@ -67,6 +70,12 @@ public final class ChangeFeed: @unchecked Sendable {
 
         deinit { feed.unsubscribe(id) }
 
+        /// Wakes a waiting `next()` with `.idle`, so a consumer can do periodic work (such as
+        /// keep-alives) without racing a timer against `next()`, which could lose an event.
+        public func nudge() {
+            feed.nudge(subscriber)
+        }
+
         /// The next change; nil once cancelled.
         public func next() async -> Item? {
             await withTaskCancellationHandler {
@@ -82,6 +91,29 @@ public final class ChangeFeed: @unchecked Sendable {
         }
 
         public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(subscription: self) }
+    }
+
+    /// Wakes a waiting subscriber with `.idle`; one that is busy gets `.idle` from its next
+    /// call instead (after any pending change), so a nudge is never lost.
+    fileprivate func nudge(_ subscriber: Subscriber) {
+        let waiting: CheckedContinuation<Item?, Never>? = lock.withLock {
+            guard let waiting = subscriber.waiting else {
+                subscriber.nudged = true
+                return nil
+            }
+            subscriber.waiting = nil
+            return waiting
+        }
+        waiting?.resume(returning: .idle)
+    }
+
+    /// Ends every subscription: used at shutdown so that long-lived streams let the server stop.
+    public func closeAll() {
+        let all = lock.withLock { () -> [Subscriber] in
+            defer { subscribers.removeAll() }
+            return Array(subscribers.values)
+        }
+        for subscriber in all { wakeWithNil(subscriber) }
     }
 
     fileprivate func unsubscribe(_ id: UUID) {
@@ -137,6 +169,10 @@ public final class ChangeFeed: @unchecked Sendable {
                 let event = subscriber.latest.removeValue(forKey: key)!
                 lock.unlock()
                 continuation.resume(returning: .change(event))
+            } else if subscriber.nudged {
+                subscriber.nudged = false
+                lock.unlock()
+                continuation.resume(returning: .idle)
             } else {
                 subscriber.waiting = continuation
                 lock.unlock()

@@ -73,9 +73,25 @@ extension Registry {
 }
 
 extension Registry {
-    /// Answers every blocking query now and lets later ones return at once: used at shutdown.
+    /// Answers every blocking query now, ends every watch stream, and lets later ones return at
+    /// once: used at shutdown, so long-lived requests don't hold the server open.
     public func releaseWaiters() {
         shuttingDown = true
         for scope in Array(waiters.keys) { wake(scope) }
+        feed.closeAll()
+    }
+
+    /// The latest state of every key changed after `index`, in index order, for a watcher that
+    /// reconnects with `Last-Event-ID`. `complete` is false when a change it missed can no longer
+    /// be reconstructed (its tombstone was collected): it must then re-read everything.
+    public func changes(since index: UInt64, service: String?) -> (events: [ChangeEvent], complete: Bool) {
+        let events = keyIndexes.filter { $0.value > index }.compactMap { key, keyIndex -> ChangeEvent? in
+            guard let record = state.record(for: key), service == nil || record.serviceName == service else { return nil }
+            let kind: ChangeEvent.Kind = record.isTombstone ? .deregistered : .updated
+            return ChangeEvent(
+                index: keyIndex, kind: kind, serviceName: record.serviceName, instanceID: key,
+                instance: record.instance.map(present))
+        }.sorted { $0.index < $1.index }
+        return (events, index >= collectedThroughIndex)
     }
 }

@@ -22,6 +22,7 @@ extension Registry {
         for key in due {
             if let hash = state.recordHash(for: key) { forgotten[key] = (hash, now + graceMillis) }
             tombstoneSeen[key] = nil
+            collectedThroughIndex = max(collectedThroughIndex, keyIndexes[key] ?? 0)
             keyIndexes[key] = nil
         }
         let collected = state.collectTombstones { due.contains($0.key) }

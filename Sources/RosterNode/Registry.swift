@@ -48,6 +48,8 @@ public actor Registry {
     var tombstoneSeen: [String: Int64] = [:]
     /// Recently collected tombstones: key → (record hash, remember until).
     var forgotten: [String: (hash: UInt64, until: Int64)] = [:]
+    /// The highest modify index among collected tombstones: a watcher behind it missed a deletion.
+    var collectedThroughIndex: UInt64 = 0
     var waiters: [WatchScope: [UUID: CheckedContinuation<Void, Never>]] = [:]
     var snapshotRunning = false
     var shuttingDown = false

@@ -180,3 +180,37 @@ import Testing
         #expect(feed.subscriberCount == 0)
     }
 }
+
+@Suite struct WatchSupportTests {
+    @Test func aNudgeIsDeliveredOnceWithoutLosingLaterChanges() async {
+        let feed = ChangeFeed()
+        let subscription = feed.subscribe()
+        subscription.nudge()  // whether or not anyone is waiting yet, the nudge is delivered
+        #expect(await subscription.next() == .idle)
+        feed.publish(ChangeEvent(index: 1, kind: .updated, serviceName: "web", instanceID: "a", instance: nil))
+        #expect(await subscription.next() == .change(ChangeEvent(index: 1, kind: .updated, serviceName: "web", instanceID: "a", instance: nil)))
+    }
+
+    @Test func changesSinceAnIndexGiveTheLatestStateOfEachChangedKey() async throws {
+        let dir = TemporaryDirectory()
+        let registry = try await openRegistry(dir)
+        _ = try await registry.register(makeInstance("a"), status: nil)
+        let mark = await registry.modifyIndex
+        _ = try await registry.register(makeInstance("b"), status: nil)
+        _ = try await registry.register(makeInstance("c", service: "api"), status: nil)
+        _ = try await registry.deregister("b")
+        let (all, complete) = await registry.changes(since: mark, service: nil)
+        #expect(complete)
+        #expect(all.map(\.instanceID) == ["c", "b"])
+        #expect(all.last?.kind == .deregistered)
+        #expect(await registry.changes(since: mark, service: "api").events.map(\.instanceID) == ["c"])
+    }
+
+    @Test func closingAllSubscriptionsEndsThem() async {
+        let feed = ChangeFeed()
+        let subscription = feed.subscribe()
+        let waiting = Task { await subscription.next() }
+        while feed.subscriberCount == 1 { feed.closeAll() }
+        #expect(await waiting.value == nil)
+    }
+}
