@@ -103,9 +103,28 @@ enum QueryFilter {
 
     static func parse(_ query: [String: String]) throws -> InstanceFilter {
         var filter = InstanceFilter()
+        /// Adds a predicate, AND-ed with any already there. Index-backed `equals` filters narrow
+        /// the candidates first; predicates only run on what they leave.
+        func require(_ next: @escaping @Sendable (ServiceInstance) -> Bool) {
+            if let previous = filter.predicate {
+                filter.predicate = { previous($0) && next($0) }
+            } else {
+                filter.predicate = next
+            }
+        }
         for (name, field) in fields {
             guard let value = query[name], !value.isEmpty else { continue }
-            if field == .status {
+            if field == .version, VersionRange.isRangeExpression(value) {
+                // `>=1.2 <2`, `^1.2.3`, ...: no index answers a range, so it is a predicate. An exact
+                // `version=1.2.3` stays an indexed string match below.
+                let range: VersionRange
+                do {
+                    range = try VersionRange(value)
+                } catch {
+                    throw APIError(.badRequest, field: "version", message: "\(error.message)")
+                }
+                require { range.contains(versionString: $0.version) }
+            } else if field == .status {
                 guard let status = ServiceStatus(rawValue: value.uppercased()) else {
                     throw APIError(.badRequest, field: "status", message: "'\(value)' is not one of \(ServiceStatus.allCases.map(\.rawValue).joined(separator: ", "))")
                 }
@@ -124,7 +143,7 @@ enum QueryFilter {
                 throw APIError(.badRequest, field: "healthy", message: "'\(healthy)' is not true or false")
             }
             filter.healthyOnly = flag
-            if !flag { filter.predicate = { !$0.isHealthy } }
+            if !flag { require { !$0.isHealthy } }
         }
         return filter
     }

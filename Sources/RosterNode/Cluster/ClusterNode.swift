@@ -94,12 +94,15 @@ public actor ClusterNode {
     public func leave() async {
         await flushRumors()
         perform(membership.leave(now: clock.monotonicMillis()))
-        let deadline = clock.monotonicMillis() + 1_000
+        let deadline = clock.monotonicMillis() + 1_500
         while clock.monotonicMillis() < deadline {
             let pending = membership.members.map { transport.queueDepth(for: $0.identity.address).frames }.reduce(0, +)
             if pending == 0 { break }
             try? await Task.sleep(for: .milliseconds(20))
         }
+        // An empty queue means handed to the connection, not yet written through TLS to the
+        // socket; closing at once could cut the announcement off.
+        try? await Task.sleep(for: .milliseconds(150))
         logger.notice("left the cluster")
         await transport.shutdown()
     }
