@@ -6,6 +6,7 @@ import Metrics
 import NIOPosix
 import Prometheus
 import RosterCore
+import RosterDNS
 import RosterHTTP
 import RosterNode
 import ServiceLifecycle
@@ -37,13 +38,24 @@ struct AgentRunner {
             logger.critical("cannot open the data directory \(config.dataDir): \(error)")
             throw ExitCode.failure
         }
-        logger.warning("the DNS interface is not yet active in this build", metadata: ["dns": "\(config.dns)"])
-
         let cluster: ClusterNode
         do {
             cluster = try makeCluster(registry: registry, logger: logger)
         } catch {
             logger.critical("cannot set up the cluster: \(error)")
+            throw ExitCode.failure
+        }
+
+        let dns: DNSServer
+        do {
+            let source = RegistryDNSDataSource(registry: registry) {
+                await cluster.memberViews().filter { $0.state == .alive || $0.state == .suspect }.map { (name: $0.name, address: $0.address) }
+            }
+            dns = try DNSServer(
+                host: config.dns.host, port: config.dns.port, domain: config.domain, ttl: config.dnsTTL, dataSource: source,
+                eventLoopGroup: MultiThreadedEventLoopGroup.singleton, logger: Logger(label: "roster.dns"))
+        } catch {
+            logger.critical("cannot set up DNS on \(config.dns): \(error)")
             throw ExitCode.failure
         }
 
@@ -71,6 +83,7 @@ struct AgentRunner {
                     // writes can come in, and the registry closes only after the leave.
                     .init(service: ClusterService(cluster: cluster)),
                     .init(service: app),
+                    .init(service: DNSService(server: dns, address: config.dns, logger: logger)),
                     // Last in, so first told of shutdown: it releases blocking queries, which would
                     // otherwise hold the HTTP server open for up to their whole wait.
                     .init(service: WaiterReleaseService(registry: registry)),
@@ -170,6 +183,20 @@ struct MaintenanceService: Service {
         }
         await registry.close()
         logger.info("registry flushed and closed")
+    }
+}
+
+/// Serves DNS over UDP and TCP until shutdown.
+struct DNSService: Service {
+    let server: DNSServer
+    let address: HostPort
+    let logger: Logger
+
+    func run() async throws {
+        _ = try await server.start()
+        logger.notice("DNS listening on \(address) (UDP and TCP)")
+        try? await gracefulShutdown()
+        await server.shutdown()
     }
 }
 
