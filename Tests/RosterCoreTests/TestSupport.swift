@@ -1,17 +1,7 @@
 @testable import RosterCore
 
-/// A small deterministic RNG (SplitMix64), so property tests print a seed and can be replayed.
-struct SeededRandom: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+/// The core's deterministic RNG, so property tests print a seed and can be replayed.
+typealias SeededRandom = SplitMix64
 
 func makeInstance(
     _ id: String, service: String = "web", port: Int = 8080, tags: [String] = [], node: String = "n1",
