@@ -83,7 +83,7 @@ struct AgentRunner {
                     // writes can come in, and the registry closes only after the leave.
                     .init(service: ClusterService(cluster: cluster)),
                     .init(service: app),
-                    .init(service: DNSService(server: dns, address: config.dns, logger: logger)),
+                    .init(service: DNSService(server: dns)),
                     // Last in, so first told of shutdown: it releases blocking queries, which would
                     // otherwise hold the HTTP server open for up to their whole wait.
                     .init(service: WaiterReleaseService(registry: registry)),
@@ -189,12 +189,9 @@ struct MaintenanceService: Service {
 /// Serves DNS over UDP and TCP until shutdown.
 struct DNSService: Service {
     let server: DNSServer
-    let address: HostPort
-    let logger: Logger
 
     func run() async throws {
         _ = try await server.start()
-        logger.notice("DNS listening on \(address) (UDP and TCP)")
         try? await gracefulShutdown()
         await server.shutdown()
     }
