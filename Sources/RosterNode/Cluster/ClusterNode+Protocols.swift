@@ -40,9 +40,15 @@ extension ClusterNode {
         }
     }
 
-    func tickMembership() {
+    func tickMembership() async {
         perform(membership.tick(now: clock.monotonicMillis()))
         metrics.record(members: membership.members, transport: transport.statistics)
+        // A node that has just started syncs with the first live peer it learns of, rather than
+        // waiting for the first anti-entropy round: a fresh node fills up sooner.
+        if !caughtUp && !firstSyncStarted && !livePeers.isEmpty {
+            firstSyncStarted = true
+            await antiEntropy()
+        }
     }
 
     func antiEntropy() async {

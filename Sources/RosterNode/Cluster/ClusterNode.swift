@@ -26,6 +26,7 @@ public actor ClusterNode {
     var rng: SplitMix64
     /// Set once a peer's digest has matched ours: this node has caught up with the cluster.
     public internal(set) var caughtUp = false
+    var firstSyncStarted = false
 
     public init(
         configuration: ClusterConfiguration, generation: UInt64, registry: Registry, eventLoopGroup: any EventLoopGroup,
