@@ -13,8 +13,8 @@ DEBUG_BIN := .build/debug/roster
 RELEASE_BIN := .build/release/roster
 
 APT_PACKAGES := liblz4-dev wrk bind9-dnsutils
-PY_IMPORTS := consul, pytest, requests
-PY_PACKAGES := py-consul==1.8.0 pytest requests
+PY_IMPORTS := consul, pytest, requests, dns.resolver
+PY_PACKAGES := py-consul==1.8.0 pytest requests dnspython
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 RUN_CONFIG ?= cluster-configs/dev-single.yaml

@@ -25,11 +25,11 @@ extension Registry {
     public var instanceCount: Int { state.liveCount }
 
     /// The change index of a scope. A service never seen reports the global index, so that a
-    /// blocking query on it wakes when it first appears; never 0, which clients treat specially.
+    /// blocking query on it wakes when it first appears (its first change gets a larger index).
     public func index(for scope: WatchScope) -> UInt64 {
         switch scope {
-        case .all: max(modifyIndex, 1)
-        case .service(let name): max(serviceIndexes[name] ?? modifyIndex, 1)
+        case .all: modifyIndex
+        case .service(let name): serviceIndexes[name] ?? modifyIndex
         }
     }
 

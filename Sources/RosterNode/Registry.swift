@@ -37,8 +37,9 @@ public actor Registry {
     var state = RegistryState()
     var hlc = HybridLogicalClock()
     /// The local modify index: raised by every applied change, restored from disk on restart so
-    /// that blocking-query indexes never go backwards.
-    public private(set) var modifyIndex: UInt64 = 0
+    /// that blocking-query indexes never go backwards. An empty registry is at 1 (clients treat
+    /// 0 specially), so the first change is 2 and never shares an index with "nothing yet".
+    public private(set) var modifyIndex: UInt64 = 1
     var serviceIndexes: [String: UInt64] = [:]
     var keyIndexes: [String: UInt64] = [:]
     var timers = CheckTimers()
@@ -91,7 +92,7 @@ public actor Registry {
     private func restore(_ recovered: RecoveredState) {
         if let snapshot = recovered.snapshot {
             serviceIndexes = snapshot.serviceIndexes
-            modifyIndex = snapshot.maxIndex
+            modifyIndex = max(modifyIndex, snapshot.maxIndex)
             for entry in snapshot.entries { replay(entry) }
         }
         for entry in recovered.logEntries { replay(entry) }

@@ -122,6 +122,16 @@ import Testing
         #expect(woke > index)
     }
 
+    @Test func theFirstChangeToAServiceGetsAnIndexAboveWhatAnEmptyReadReported() async throws {
+        let dir = TemporaryDirectory()
+        let registry = try await openRegistry(dir)
+        let empty = await registry.index(for: .service("web"))
+        #expect(empty >= 1, "never 0: clients treat it specially")
+        let waiter = Task { await registry.waitForChange(.service("web"), after: empty, timeout: .seconds(30)) }
+        _ = try await registry.register(makeInstance("web-1"), status: nil)
+        #expect(await waiter.value > empty, "a blocking query started on the empty service wakes on its first registration")
+    }
+
     @Test func aBlockingWaitReturnsWhenItsTimeRunsOut() async throws {
         let dir = TemporaryDirectory()
         let registry = try await openRegistry(dir)
