@@ -22,7 +22,7 @@ RUN_DIR ?= .run/dev-single
 RUN_HTTP = $(shell sed -n 's/^http: *\([^ #]*\).*/\1/p' $(RUN_CONFIG))
 RUN_DNS = $(shell sed -n 's/^dns: *\([^ #]*\).*/\1/p' $(RUN_CONFIG))
 
-.PHONY: all deps build release test unit e2e certs run run5 run-single docker-build docker-up bench clean
+.PHONY: all deps build release test unit e2e certs run run5 run-single docker-build docker-up bench bench-single bench-cluster bench-discovery clean
 
 all: build
 
@@ -92,9 +92,28 @@ docker-build:
 docker-up:
 	docker compose -f docker/docker-compose.yml up --build
 
-## bench: release build, then scripts/bench.sh writes BENCHMARKS.md
+## bench: release build, then every benchmark section; writes BENCHMARKS.md (about 8 minutes)
 bench: release
-	ROSTER_BIN=$(RELEASE_BIN) scripts/bench.sh
+	@mkdir -p .run
+	$(MAKE) --no-print-directory bench-single bench-cluster bench-discovery BENCH_BIN=$(RELEASE_BIN)
+	@{ echo "# Benchmarks"; echo; \
+	   echo "Written by \`make bench\` on $$(date -u '+%Y-%m-%d %H:%M UTC'), commit \`$$(git rev-parse --short HEAD)\`, on a machine with $$(nproc) cores."; \
+	   echo "Each section can be run alone: \`make bench-single\`, \`make bench-cluster\`, \`make bench-discovery\`."; \
+	   echo "Load generators and nodes share the same cores, so every figure is a floor, not what a node gets on a machine of its own."; echo; \
+	   sed '1{/^# /d}' .run/bench-single.md; echo; cat .run/bench-cluster.md; echo; cat .run/bench-discovery.md; } > BENCHMARKS.md
+	@echo "bench: wrote BENCHMARKS.md"
+
+BENCH_BIN ?= $(RELEASE_BIN)
+
+## bench-single / bench-cluster / bench-discovery: one section of BENCHMARKS.md each, into .run/
+bench-single:
+	ROSTER_BIN=$(BENCH_BIN) BENCH_OUT=.run/bench-single.md scripts/bench.sh
+
+bench-cluster:
+	$(PYTHON) bench/cluster_bench.py --bin $(BENCH_BIN) --out .run/bench-cluster.md
+
+bench-discovery:
+	$(PYTHON) bench/discovery_bench.py --bin $(BENCH_BIN) --out .run/bench-discovery.md
 
 clean:
 	rm -rf .build .run

@@ -76,10 +76,14 @@ public struct APIContext: Sendable {
     public var limits: InputLimits
     public var members: MembersProvider
     public var clusterHealth: @Sendable () async -> ClusterHealth
+    /// Raised whenever any member's state changes: a cheap way to know cached answers that
+    /// embed member health are still current.
+    public var membershipVersion: @Sendable () -> UInt64
 
     public init(
         registry: Registry, node: NodeInfo, limits: InputLimits = .standard, members: MembersProvider? = nil,
-        clusterHealth: (@Sendable () async -> ClusterHealth)? = nil
+        clusterHealth: (@Sendable () async -> ClusterHealth)? = nil,
+        membershipVersion: (@Sendable () -> UInt64)? = nil
     ) {
         self.registry = registry
         self.node = node
@@ -87,6 +91,7 @@ public struct APIContext: Sendable {
         let me = MemberView(name: node.name, address: node.address, port: node.clusterPort, state: .alive)
         self.members = members ?? { [me] }
         self.clusterHealth = clusterHealth ?? { ClusterHealth(joined: true, caughtUp: true, liveMembers: 1, members: 1) }
+        self.membershipVersion = membershipVersion ?? { 0 }
     }
 
     var validator: InstanceValidator { InstanceValidator(limits: limits) }

@@ -72,8 +72,9 @@ struct ConsulCatalogRoutes {
         let query = request.uri.form
         let passingOnly = query.flag("passing")
         let tags = query.all("tag")
-        let members = await api.members()
-        let fingerprint = members.map { "\($0.name)=\($0.state.rawValue)@\($0.address)" }.hashValue
+        // Answers embed member state (node health checks), so the cache entry is tied to the
+        // membership version too; reading it costs no actor hop, unlike the member list.
+        let fingerprint = Int(truncatingIfNeeded: api.membershipVersion())
         // Length-prefixed tags: `?tag=a,b` and `?tag=a&tag=b` must not share an entry.
         let cacheKey = "\(name)|\(passingOnly)|" + tags.map { "\($0.utf8.count):\($0)" }.joined()
         let current = await api.registry.index(for: .service(name))
@@ -81,6 +82,7 @@ struct ConsulCatalogRoutes {
             return JSONSupport.response(bytes: body, headers: ConsulHeaders.index(current))
         }
         let (instances, index) = await api.registry.service(name, filter: InstanceFilter(equals: tags.map { (.tag, $0) }))
+        let members = await api.members()
         var entries: [ConsulHealthEntry] = []
         for instance in instances {
             let checks = consulChecks(of: instance, members: members, index: index)

@@ -64,7 +64,7 @@ struct AgentRunner {
             clusterPort: config.advertise.port, version: rosterVersion)
         let api = APIContext(
             registry: registry, node: node, members: { await cluster.memberViews() },
-            clusterHealth: { await cluster.health() })
+            clusterHealth: { await cluster.health() }, membershipVersion: { cluster.membershipVersion.value })
         let app = Application(
             router: HTTPAPI.router(api: api, prometheus: prometheus),
             configuration: .init(address: .hostname(config.http.host, port: config.http.port), serverName: "roster"),

@@ -75,3 +75,15 @@ final class RumorOutbox: @unchecked Sendable {
         }
     }
 }
+
+/// A counter that can be read from any thread without an actor hop.
+public final class VersionCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var current: UInt64 = 0
+
+    public init() {}
+
+    public var value: UInt64 { lock.withLock { current } }
+
+    func increment() { lock.withLock { current &+= 1 } }
+}

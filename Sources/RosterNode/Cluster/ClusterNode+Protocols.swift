@@ -80,6 +80,7 @@ extension ClusterNode {
             case .send(let message, let address):
                 _ = transport.send(ClusterEnvelope.membership(message).encoded(), to: address)
             case .stateChanged(let member, let previous):
+                membershipVersion.increment()
                 guard member.identity.name != configuration.nodeName else { continue }
                 let level: Logger.Level = member.state == .failed ? .warning : .info
                 logger.log(

@@ -22,6 +22,8 @@ public actor ClusterNode {
     let clock: NodeClock
     let logger: Logger
     let metrics = ClusterMetrics()
+    /// Counts member state changes; read without an actor hop by the HTTP answer cache.
+    public nonisolated let membershipVersion = VersionCounter()
     var membership: MembershipInstance
     var rng: SplitMix64
     /// Set once a peer's digest has matched ours: this node has caught up with the cluster.
