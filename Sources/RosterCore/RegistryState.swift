@@ -7,6 +7,9 @@ public struct RegistryState: Sendable {
     public private(set) var liveCount = 0
     /// Anti-entropy fingerprint, kept current by every change.
     public private(set) var digest = StateDigest()
+    /// The highest stamp among tombstones collected here. A peer whose last sync predates it may
+    /// hold instances whose deletion this node has forgotten (see `Registry.resetIfStale`).
+    public var collectionHorizon = HLCTimestamp.zero
     /// Each record's hash, so a replaced record can be XORed out of its bucket.
     private var hashes: [String: UInt64] = [:]
     private var keysByBucket: [Int: Set<String>] = [:]
@@ -53,13 +56,24 @@ public struct RegistryState: Sendable {
 
     /// Drops tombstones that `shouldCollect` picks; the shell decides by its own monotonic clock.
     public mutating func collectTombstones(where shouldCollect: (Record) -> Bool) -> Int {
-        let doomed = records.values.filter { $0.isTombstone && shouldCollect($0) }.map(\.key)
-        for key in doomed {
-            records[key] = nil
-            digest.replace(key: key, old: hashes.removeValue(forKey: key), new: nil)
-            keysByBucket[StateDigest.bucket(of: key)]?.remove(key)
+        let doomed = records.values.filter { $0.isTombstone && shouldCollect($0) }
+        for record in doomed { collectionHorizon = max(collectionHorizon, record.stamp) }
+        return drop(where: { record in doomed.contains { $0.key == record.key } }).count
+    }
+
+    /// Forgets records entirely, live or not, without leaving tombstones: for collection and for
+    /// a stale node's reset. Returns what was dropped.
+    @discardableResult
+    public mutating func drop(where shouldDrop: (Record) -> Bool) -> [Record] {
+        let doomed = records.values.filter(shouldDrop)
+        for record in doomed {
+            records[record.key] = nil
+            digest.replace(key: record.key, old: hashes.removeValue(forKey: record.key), new: nil)
+            keysByBucket[StateDigest.bucket(of: record.key)]?.remove(record.key)
+            index.update(key: record.key, from: record.instance, to: nil)
+            if !record.isTombstone { liveCount -= 1 }
         }
-        return doomed.count
+        return doomed
     }
 
     // MARK: - Reads

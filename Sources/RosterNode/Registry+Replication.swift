@@ -63,7 +63,25 @@ extension Registry {
     /// Starts an anti-entropy round with one of `peers`.
     public func startAntiEntropy(replicator: Replicator, peers: [NodeID], seed: UInt64) -> [ReplicationDirective] {
         var rng = SplitMix64(seed: seed)
-        return replicator.startAntiEntropy(state: state, peers: peers, using: &rng)
+        return replicator.startAntiEntropy(state: state, lastSync: lastSync, peers: peers, using: &rng)
+    }
+
+    /// Handles a peer's digest: checks whether this node is stale (and resets if so), notes the
+    /// contact, and decides whether to reconcile. A sender that last synced before this node's
+    /// collection horizon is stale: reconciling would take records whose deletion was forgotten
+    /// here, so it gets this node's digest instead, which makes it reset before it tries again.
+    public func handleDigest(
+        _ message: ReplicationMessage, from peer: NodeID, replicator: Replicator
+    ) async -> (directives: [ReplicationDirective], inSync: Bool) {
+        guard case .digest(let root, _, let horizon, let peerLastSync) = message else { return ([], false) }
+        await resetIfStale(peerHorizon: horizon, peer: peer)
+        noteSynced()
+        if peerLastSync < state.collectionHorizon {
+            logger.info(
+                "peer \(peer) last synced before this node's collection horizon; asking it to reset before reconciling")
+            return ([.send(replicator.digest(of: state, lastSync: lastSync), to: peer)], false)
+        }
+        return (replicator.receive(message, from: peer, state: state), root == state.digest.root)
     }
 
     /// The digest root and record count, for `/health` and convergence checks.

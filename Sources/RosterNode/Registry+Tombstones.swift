@@ -26,6 +26,8 @@ extension Registry {
             keyIndexes[key] = nil
         }
         let collected = state.collectTombstones { due.contains($0.key) }
+        // Peers compare their last sync with this horizon: it must survive a crash.
+        saveMarks()
         metrics.tombstonesCollected.increment(by: collected)
         logger.debug("collected tombstones", metadata: ["count": "\(collected)"])
         return collected

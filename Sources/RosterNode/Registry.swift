@@ -39,7 +39,7 @@ public actor Registry {
     /// The local modify index: raised by every applied change, restored from disk on restart so
     /// that blocking-query indexes never go backwards. An empty registry is at 1 (clients treat
     /// 0 specially), so the first change is 2 and never shares an index with "nothing yet".
-    public private(set) var modifyIndex: UInt64 = 1
+    public internal(set) var modifyIndex: UInt64 = 1
     var serviceIndexes: [String: UInt64] = [:]
     var keyIndexes: [String: UInt64] = [:]
     var timers = CheckTimers()
@@ -51,6 +51,9 @@ public actor Registry {
     var forgotten: [String: (hash: UInt64, until: Int64)] = [:]
     /// The highest modify index among collected tombstones: a watcher behind it missed a deletion.
     var collectedThroughIndex: UInt64 = 0
+    /// This node's HLC when it last heard a peer's digest (after checking its horizon).
+    var lastSync = HLCTimestamp.zero
+    var lastMarksSave: Int64 = 0
     var waiters: [WatchScope: [UUID: CheckedContinuation<Void, Never>]] = [:]
     var snapshotRunning = false
     var shuttingDown = false
@@ -96,6 +99,7 @@ public actor Registry {
             for entry in snapshot.entries { replay(entry) }
         }
         for entry in recovered.logEntries { replay(entry) }
+        loadMarks()
         let now = clock.monotonicMillis()
         for record in state.records.values {
             guard let instance = record.instance, instance.node == nodeID else { continue }

@@ -69,7 +69,7 @@ struct ReplicaNetwork {
 
     mutating func antiEntropyRound() {
         for node in nodes {
-            perform(Replicator(node: node).startAntiEntropy(state: states[node]!, peers: peers(of: node), using: &rng), at: node)
+            perform(Replicator(node: node).startAntiEntropy(state: states[node]!, lastSync: .zero, peers: peers(of: node), using: &rng), at: node)
         }
         deliverAll()
     }
@@ -127,7 +127,7 @@ struct ReplicaNetwork {
         let extra = a.nextRecord(key: "k7", serviceName: "web", instance: nil, node: "a", stamp: clock.tick(physicalMillis: 1_000))
         a.apply(extra)
         let replicator = Replicator(node: "b")
-        let reply = replicator.receive(.digest(root: a.digest.root, count: 500), from: "a", state: b)
+        let reply = replicator.receive(.digest(root: a.digest.root, count: 500, horizon: .zero, lastSync: .zero), from: "a", state: b)
         guard case .send(.bucketDigest(let buckets), _) = reply.first else { Issue.record("expected bucket digest"); return }
         let summaries = Replicator(node: "a").receive(.bucketDigest(buckets), from: "b", state: a)
         #expect(summaries.count == 1, "one bucket differs")
@@ -173,7 +173,7 @@ struct ReplicaNetwork {
     @Test func messagesRoundTripAndGarbageNeverTraps() throws {
         let record = Record(key: "k", serviceName: "web", instance: nil, clock: VectorClock(["a": 2]), stamp: .zero, origin: "a")
         let messages: [ReplicationMessage] = [
-            .rumor(records: [record], hops: 3), .digest(root: 42, count: 7), .bucketDigest([1, 2, 3]),
+            .rumor(records: [record], hops: 3), .digest(root: 42, count: 7, horizon: HLCTimestamp(physicalMillis: 5, logical: 2), lastSync: HLCTimestamp(physicalMillis: 9, logical: 0)), .bucketDigest([1, 2, 3]),
             .bucketSummaries([BucketSummary(bucket: 5, entries: [KeyHash(key: "k", hash: 9)])]),
             .records([record], wanted: ["x", "y"]),
             .renewals([LeaseRenewal(instanceID: "i", checkIDs: ["service:i"], wallMillis: -3), LeaseRenewal(instanceID: "j", checkIDs: [], wallMillis: 99)]),

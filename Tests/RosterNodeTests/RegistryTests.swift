@@ -224,3 +224,80 @@ import Testing
         #expect(await waiting.value == nil)
     }
 }
+
+@Suite struct ResetTests {
+    func record(_ registry: Registry, _ id: String) async -> Record? { await registry.recordForTesting(id) }
+
+    @Test func aNodeWhoseLastSyncPredatesAPeersHorizonDropsWhatIsOlderAndKeepsWhatIsNewer() async throws {
+        let dir = TemporaryDirectory()
+        let clock = ManualClock()
+        let registry = try await openRegistry(dir, clock: clock.nodeClock)
+        _ = try await registry.register(makeInstance("old"), status: nil)
+        let oldStamp = try #require(await record(registry, "old")).stamp
+        clock.advance(milliseconds: 10_000)
+        _ = try await registry.register(makeInstance("new"), status: nil)
+        // A peer collected tombstones up to a stamp just after "old" was written.
+        let horizon = HLCTimestamp(physicalMillis: oldStamp.physicalMillis + 1, logical: 0)
+        await registry.resetIfStale(peerHorizon: horizon, peer: "n2")
+        #expect(await registry.instance("old") == nil, "older than the horizon: dropped, to be refilled by anti-entropy")
+        #expect(await registry.instance("new") != nil, "newer than the horizon: kept")
+        // The reset is remembered: the same horizon does not reset again, even after a restart.
+        _ = try await registry.register(makeInstance("old"), status: nil)
+        await registry.resetIfStale(peerHorizon: horizon, peer: "n2")
+        #expect(await registry.instance("old") != nil)
+    }
+
+    @Test func aNodeInContactIsNotReset() async throws {
+        let dir = TemporaryDirectory()
+        let registry = try await openRegistry(dir)
+        _ = try await registry.register(makeInstance("a"), status: nil)
+        await registry.noteSynced()
+        let stamp = try #require(await record(registry, "a")).stamp
+        await registry.resetIfStale(peerHorizon: stamp, peer: "n2")
+        #expect(await registry.instance("a") != nil)
+    }
+
+    @Test func collectingTombstonesRaisesAndPersistsTheHorizon() async throws {
+        let dir = TemporaryDirectory()
+        let clock = ManualClock()
+        do {
+            let registry = try await openRegistry(dir, clock: clock.nodeClock)
+            _ = try await registry.register(makeInstance("a"), status: nil)
+            _ = try await registry.deregister("a")
+            clock.advance(milliseconds: 61_000)
+            #expect(await registry.collectTombstones(grace: .seconds(60)) == 1)
+        }
+        let reopened = try await openRegistry(dir, clock: clock.nodeClock)
+        let directives = await reopened.startAntiEntropy(replicator: Replicator(node: "n1"), peers: ["n2"], seed: 1)
+        guard case .send(.digest(_, _, let horizon, _), _) = directives.first else {
+            Issue.record("expected a digest")
+            return
+        }
+        #expect(horizon > .zero, "the horizon survives a restart and travels in digests")
+    }
+}
+
+extension ResetTests {
+    @Test func aStaleSendersDigestIsAnsweredWithOursInsteadOfReconciling() async throws {
+        let dir = TemporaryDirectory()
+        let clock = ManualClock()
+        let registry = try await openRegistry(dir, clock: clock.nodeClock)
+        _ = try await registry.register(makeInstance("a"), status: nil)
+        _ = try await registry.deregister("a")
+        clock.advance(milliseconds: 61_000)
+        _ = await registry.collectTombstones(grace: .seconds(60))
+        let stale = ReplicationMessage.digest(root: 1, count: 1, horizon: .zero, lastSync: HLCTimestamp(physicalMillis: 1, logical: 0))
+        let (reply, _) = await registry.handleDigest(stale, from: "n3", replicator: Replicator(node: "n1"))
+        guard case .send(.digest(_, _, let horizon, _), "n3") = reply.first else {
+            Issue.record("expected our digest back, got \(reply)")
+            return
+        }
+        #expect(horizon > .zero, "so that n3 resets before it reconciles")
+        let current = ReplicationMessage.digest(root: 1, count: 1, horizon: .zero, lastSync: horizon)
+        let (engaged, _) = await registry.handleDigest(current, from: "n3", replicator: Replicator(node: "n1"))
+        guard case .send(.bucketDigest, _) = engaged.first else {
+            Issue.record("a current peer is reconciled with, got \(engaged)")
+            return
+        }
+    }
+}

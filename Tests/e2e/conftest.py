@@ -420,13 +420,14 @@ class ClusterNode(Node):
 class Cluster:
     """`size` nodes n1..nN on free loopback ports, mutual TLS from one CA, each joining all the others."""
 
-    def __init__(self, tmp_path: Path, tracked: list, size: int = 3):
+    def __init__(self, tmp_path: Path, tracked: list, size: int = 3, extra_args: list[str] | None = None):
         self.tmp_path = tmp_path
         self.tracked = tracked  # every node made here, for the failure report and for teardown
         self.certs = CertDir(tmp_path / "certs")
         ports = free_ports(3 * size)
         self.nodes: list[ClusterNode] = [
-            self._track(ClusterNode(tmp_path, f"n{i + 1}", self.certs, ports[3 * i:3 * i + 3])) for i in range(size)
+            self._track(ClusterNode(tmp_path, f"n{i + 1}", self.certs, ports[3 * i:3 * i + 3], extra_args=extra_args))
+            for i in range(size)
         ]
         for n in self.nodes:
             n.join = [other.bind_addr for other in self.nodes if other is not n]

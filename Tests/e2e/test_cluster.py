@@ -332,3 +332,44 @@ def test_members_api_and_cli_list_all_three(cluster):
         assert n.name in rows, f"`roster members` does not list {n.name}:\n{result.stdout}"
         assert "alive" in rows[n.name].lower(), rows[n.name]
         assert f"127.0.0.1:{n.bind_port}" in rows[n.name], rows[n.name]
+
+
+# MARK: - tombstone collection and the stale node's reset
+
+
+def test_a_node_away_longer_than_the_tombstone_grace_does_not_resurrect_what_was_deleted(request, tmp_path):
+    """SPEC §4.4 across tombstone collection: n3 is killed holding `gone`; `gone` is deregistered,
+    and its tombstone is collected everywhere else (grace 2 s); when n3 returns with `gone` alive,
+    it must reset rather than hand `gone` back to the cluster."""
+    from conftest import Cluster, tracked_nodes
+
+    cluster = Cluster(tmp_path, tracked_nodes(request), size=3, extra_args=["--tombstone-grace", "2s"])
+    try:
+        cluster.start()
+        n1, n2, n3 = cluster["n1"], cluster["n2"], cluster["n3"]
+        ok(n1.post("/registry/register", native_instance("svc", "gone")), 201)
+        ok(n1.post("/registry/register", native_instance("svc", "stays")), 201)
+        wait_until(lambda: {"gone", "stays"} <= all_ids(n3), 10, "both instances to reach n3")
+        n3.kill9()
+        wait_member_status([n1, n2], "n3", {FAILED}, timeout=10)
+        ok(n1.post("/registry/deregister", {"service_name": "svc", "instance_id": "gone"}))
+        # Collection runs every 5 s with a 2 s grace: wait until n1's metric shows it happened.
+        wait_until(lambda: "roster_tombstones_collected_total 1" in n1.get("/metrics").text
+                   and "roster_tombstones_collected_total 1" in n2.get("/metrics").text,
+                   20, "the tombstone of `gone` to be collected at n1 and n2")
+        n3.start()
+        cluster.wait_all_alive(timeout=15)
+        wait_until(lambda: "gone" not in all_ids(n3), 10, "n3 to reset and drop `gone`")
+        assert "stays" in all_ids(n3) or wait_until(lambda: "stays" in all_ids(n3), 10, "n3 to get `stays` back")
+        # Give anti-entropy several rounds: `gone` must not come back anywhere.
+        marker = "after-return"
+        ok(n3.post("/registry/register", native_instance("svc", marker)), 201)
+        wait_until(lambda: marker in all_ids(n1) and marker in all_ids(n2), 10, "a write at n3 to reach the others")
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            for node in (n1, n2, n3):
+                assert "gone" not in all_ids(node), f"`gone` was resurrected at {node.name}"
+            time.sleep(0.2)
+        assert "dropped" in n3.log_text() and "tombstone grace" in n3.log_text()
+    finally:
+        cluster.cleanup()

@@ -41,7 +41,10 @@ public struct LeaseRenewal: Sendable, Hashable {
 /// differ, plus the keys wanted back). Rumors carry new records straight away.
 public enum ReplicationMessage: Sendable, Equatable {
     case rumor(records: [Record], hops: UInt8)
-    case digest(root: UInt64, count: UInt64)
+    /// `horizon` is the sender's collection horizon: a receiver that last synced before it was
+    /// away while deletions it may have missed were forgotten, and must reset. `lastSync` is when
+    /// the sender last heard a peer: a receiver whose horizon is later must not take its records.
+    case digest(root: UInt64, count: UInt64, horizon: HLCTimestamp, lastSync: HLCTimestamp)
     case bucketDigest([UInt64])
     case bucketSummaries([BucketSummary])
     case records([Record], wanted: [String])
@@ -58,10 +61,14 @@ public enum ReplicationMessage: Sendable, Equatable {
             w.write(Tag.rumor.rawValue)
             w.write(hops)
             ReplicationMessage.write(records, into: &w)
-        case .digest(let root, let count):
+        case .digest(let root, let count, let horizon, let lastSync):
             w.write(Tag.digest.rawValue)
             w.write(root)
             w.writeVarint(count)
+            for stamp in [horizon, lastSync] {
+                w.writeSigned(stamp.physicalMillis)
+                w.writeVarint(UInt64(stamp.logical))
+            }
         case .bucketDigest(let buckets):
             w.write(Tag.bucketDigest.rawValue)
             w.writeVarint(UInt64(buckets.count))
@@ -113,7 +120,16 @@ public enum ReplicationMessage: Sendable, Equatable {
             let hops = try r.readByte()
             return .rumor(records: try readRecords(&r), hops: hops)
         case .digest:
-            return .digest(root: try r.readUInt64(), count: try r.readVarint())
+            let root = try r.readUInt64()
+            let count = try r.readVarint()
+            var stamps: [HLCTimestamp] = []
+            for _ in 0..<2 {
+                let physical = try r.readSigned()
+                let logical = try r.readVarint()
+                guard logical <= UInt64(UInt32.max) else { throw DecodingFailure("digest logical clock out of range") }
+                stamps.append(HLCTimestamp(physicalMillis: physical, logical: UInt32(logical)))
+            }
+            return .digest(root: root, count: count, horizon: stamps[0], lastSync: stamps[1])
         case .bucketDigest:
             let n = try r.readCount()
             guard n <= StateDigest.bucketCount else { throw DecodingFailure("\(n) buckets, at most \(StateDigest.bucketCount)") }

@@ -73,9 +73,16 @@ public struct Replicator: Sendable {
     // MARK: - Anti-entropy
 
     /// Starts a round with one random live peer: send only our root hash.
-    public func startAntiEntropy(state: RegistryState, peers: [NodeID], using rng: inout some RandomNumberGenerator) -> [ReplicationDirective] {
+    public func startAntiEntropy(
+        state: RegistryState, lastSync: HLCTimestamp, peers: [NodeID], using rng: inout some RandomNumberGenerator
+    ) -> [ReplicationDirective] {
         guard let peer = peers.filter({ $0 != node }).randomElement(using: &rng) else { return [] }
-        return [.send(.digest(root: state.digest.root, count: UInt64(state.records.count)), to: peer)]
+        return [.send(digest(of: state, lastSync: lastSync), to: peer)]
+    }
+
+    /// This node's digest: root hash, record count, collection horizon and last sync.
+    public func digest(of state: RegistryState, lastSync: HLCTimestamp) -> ReplicationMessage {
+        .digest(root: state.digest.root, count: UInt64(state.records.count), horizon: state.collectionHorizon, lastSync: lastSync)
     }
 
     /// Handles a message from `peer`.
@@ -85,7 +92,7 @@ public struct Replicator: Sendable {
             return [.apply(records, from: peer, forwardHops: hops)]
         case .renewals(let renewals):
             return [.renew(renewals)]
-        case .digest(let root, _):
+        case .digest(let root, _, _, _):
             guard root != state.digest.root else { return [] }
             return [.send(.bucketDigest(state.digest.buckets), to: peer)]
         case .bucketDigest(let theirs):

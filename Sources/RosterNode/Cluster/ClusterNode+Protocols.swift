@@ -21,9 +21,14 @@ extension ClusterNode {
                 perform(membership.receive(message, from: remote.advertise, now: now))
             case .replication(let message):
                 metrics.count(message)
-                if case .digest(let root, _) = message, !caughtUp, await registry.digestSummary.root == root {
-                    caughtUp = true
-                    logger.notice("caught up: this node's state matches peer \(remote.nodeName)'s")
+                if case .digest = message {
+                    let (directives, inSync) = await registry.handleDigest(message, from: remote.nodeName, replicator: replicator)
+                    if inSync && !caughtUp {
+                        caughtUp = true
+                        logger.notice("caught up: this node's state matches peer \(remote.nodeName)'s")
+                    }
+                    await perform(directives)
+                    return
                 }
                 let directives = await registry.handleReplication(message, from: remote.nodeName, replicator: replicator)
                 await perform(directives)
