@@ -12,7 +12,7 @@ PYTHON ?= python3
 DEBUG_BIN := .build/debug/roster
 RELEASE_BIN := .build/release/roster
 
-APT_PACKAGES := liblz4-dev wrk bind9-dnsutils
+APT_PACKAGES := liblz4-dev wrk bind9-dnsutils dnsperf
 PY_IMPORTS := consul, pytest, requests, dns.resolver
 PY_PACKAGES := py-consul==1.8.0 pytest requests dnspython
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -33,7 +33,7 @@ deps:
 	if [ -n "$$missing" ]; then \
 		echo "deps: installing$$missing"; \
 		$(SUDO) apt-get update -qq; \
-		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 	@if ! $(PYTHON) -c 'import $(PY_IMPORTS)' 2>/dev/null; then \
 		echo "deps: installing $(PY_PACKAGES)"; \
