@@ -25,13 +25,14 @@ struct ConsulAgentRoutes {
 
     func register(_ request: Request) async throws -> Response {
         let body = try await JSONSupport.decode(ConsulServiceRegistration.self, from: request, limit: api.limits.maxBodyBytes)
-        let (instance, status) = try body.instance(node: api.node)
+        let instance = try body.instance(node: api.node)
         do {
             try api.validator.validate(instance, portRequired: false)
         } catch {
             throw ValidationError(field: ConsulAgentRoutes.consulFieldName(error.field), message: error.message)
         }
-        _ = try await api.registry.register(instance, status: status)
+        // Consul has no lifecycle: a re-registration keeps the instance's status.
+        _ = try await api.registry.register(instance, status: nil)
         return Response(status: .ok)
     }
 

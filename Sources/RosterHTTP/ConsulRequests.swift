@@ -29,19 +29,18 @@ struct ConsulServiceRegistration: Decodable {
     /// The instance this registration describes. Consul's ID defaults to the name, its address
     /// to the agent's, and a missing port is allowed by Consul, so it is stored as port 0 only
     /// if the client sent none.
-    func instance(node: NodeInfo) throws(ValidationError) -> (ServiceInstance, ServiceStatus?) {
+    func instance(node: NodeInfo) throws(ValidationError) -> ServiceInstance {
         guard let name, !name.isEmpty else { throw ValidationError(field: "Name", message: "is required") }
         let serviceID = (id?.isEmpty == false ? id : nil) ?? name
         let definitions = checks.filter { !$0.isEmpty }
         let healthChecks = try definitions.enumerated().map { (i, definition) throws(ValidationError) in
             try definition.check(serviceID: serviceID, index: i, count: definitions.count)
         }
-        let instance = ServiceInstance(
+        return ServiceInstance(
             serviceName: name, instanceID: serviceID,
             host: (address?.isEmpty == false ? address : nil) ?? node.address, port: port ?? 0,
             tags: tags, metadata: meta, weight: weights?.passing ?? 1,
             registeredAt: Timestamp(millisecondsSinceEpoch: 0), node: node.name, checks: healthChecks)
-        return (instance, nil)
     }
 }
 
