@@ -30,24 +30,13 @@ import tempfile
 import threading
 import time
 
+from benchlib import free_ports, log, pct, rss_kib, verdict  # noqa: E402
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SECTIONS = ["propagation", "idle", "bootstrap", "failure"]
 
 # --------------------------------------------------------------------------------------------
 # small helpers
-
-
-def log(msg):
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def pct(values, p):
-    """Nearest-rank percentile (p in 0..100) of a non-empty list."""
-    s = sorted(values)
-    if not s:
-        return float("nan")
-    k = max(0, min(len(s) - 1, int(round(p / 100.0 * len(s) + 0.5)) - 1))
-    return s[k]
 
 
 def fmt_ms(seconds):
@@ -64,34 +53,6 @@ def fmt_bytes(n):
         if n >= div:
             return f"{n / div:.2f} {unit}"
     return f"{n:.0f} B"
-
-
-def verdict(ok):
-    return "**met**" if ok else "**MISSED**"
-
-
-def free_ports(count):
-    """Ports free for TCP and UDP on 127.0.0.1 (DNS listens on both)."""
-    held, ports = [], []
-    deadline = time.monotonic() + 10
-    while len(ports) < count and time.monotonic() < deadline:
-        t = socket.socket()
-        t.bind(("127.0.0.1", 0))
-        p = t.getsockname()[1]
-        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            u.bind(("127.0.0.1", p))
-        except OSError:
-            t.close()
-            u.close()
-            continue
-        held += [t, u]
-        ports.append(p)
-    for s in held:
-        s.close()
-    if len(ports) < count:
-        raise RuntimeError("could not find free ports")
-    return ports
 
 
 class Http:
@@ -144,16 +105,6 @@ class Http:
             self.conn = None
 
 
-def try_get_json(hostport, path, timeout=2.0):
-    h = Http(hostport, timeout=timeout)
-    try:
-        return h.get_json(path)
-    except Exception:
-        return None
-    finally:
-        h.close()
-
-
 METRIC_RE = re.compile(r'^(roster_gossip_bytes_(?:sent|received))\{([^}]*)\}\s+([0-9.eE+-]+)\s*$')
 
 
@@ -178,17 +129,6 @@ def gossip_bytes(hostport):
         direction = "sent" if m.group(1).endswith("sent") else "received"
         out[(direction, stage)] = float(m.group(3))
     return out
-
-
-def rss_kib(pid):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -1154,6 +1094,16 @@ def binary_origin(path):
     if not top:
         return None
     return top, git("rev-parse", "--short", "HEAD", where=d), bool(git("status", "--porcelain", "--untracked-files=no", where=d))
+
+
+def try_get_json(hostport, path, timeout=2.0):
+    h = Http(hostport, timeout=timeout)
+    try:
+        return h.get_json(path)
+    except Exception:
+        return None
+    finally:
+        h.close()
 
 
 def main():

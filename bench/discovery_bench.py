@@ -47,25 +47,14 @@ import tempfile
 import threading
 import time
 
+from benchlib import free_ports, log, pct, rss_kib, verdict  # noqa: E402
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SECTIONS = ["dns", "blocking", "sse"]
 DOMAIN = "roster"
 
 # --------------------------------------------------------------------------------------------
 # small helpers
-
-
-def log(msg):
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def pct(values, p):
-    """Nearest-rank percentile (p in 0..100) of a non-empty list."""
-    s = sorted(values)
-    if not s:
-        return float("nan")
-    k = max(0, min(len(s) - 1, int(round(p / 100.0 * len(s) + 0.5)) - 1))
-    return s[k]
 
 
 def fmt_ms(seconds):
@@ -79,45 +68,6 @@ def fmt_kib(k):
     if k is None:
         return "n/a"
     return f"{k / 1024:.1f} MiB" if k >= 1024 else f"{k} KiB"
-
-
-def verdict(ok):
-    return "**met**" if ok else "**MISSED**"
-
-
-def free_ports(count):
-    """Ports free for TCP and UDP on 127.0.0.1 (DNS listens on both)."""
-    held, ports = [], []
-    deadline = time.monotonic() + 10
-    while len(ports) < count and time.monotonic() < deadline:
-        t = socket.socket()
-        t.bind(("127.0.0.1", 0))
-        p = t.getsockname()[1]
-        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            u.bind(("127.0.0.1", p))
-        except OSError:
-            t.close()
-            u.close()
-            continue
-        held += [t, u]
-        ports.append(p)
-    for s in held:
-        s.close()
-    if len(ports) < count:
-        raise RuntimeError("could not find free ports")
-    return ports
-
-
-def rss_kib(pid):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
 
 
 def threads_of(pid):
@@ -187,16 +137,6 @@ class Http:
             except Exception:
                 pass
             self.conn = None
-
-
-def try_get_json(hostport, path, timeout=2.0):
-    h = Http(hostport, timeout=timeout)
-    try:
-        return h.get_json(path)
-    except Exception:
-        return None
-    finally:
-        h.close()
 
 
 def consul_register(http, iid, address, service="web", port=80, tags=()):
@@ -851,6 +791,16 @@ def bench_sse(cluster, args):
 
 
 # --------------------------------------------------------------------------------------------
+
+
+def try_get_json(hostport, path, timeout=2.0):
+    h = Http(hostport, timeout=timeout)
+    try:
+        return h.get_json(path)
+    except Exception:
+        return None
+    finally:
+        h.close()
 
 
 def main():
