@@ -90,7 +90,7 @@ struct ConsulAgentRoutes {
     }
 
     func checks() async throws -> Response {
-        let index = await api.registry.index(for: .all)
+        let index = api.registry.index(for: .all)
         var result: [String: ConsulCheck] = [:]
         for instance in await ownInstances() {
             for check in instance.checks { result[check.checkID] = ConsulCheck(check, of: instance, index: index) }

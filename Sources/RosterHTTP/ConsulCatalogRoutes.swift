@@ -37,7 +37,7 @@ struct ConsulCatalogRoutes {
 
     func catalogServices(_ request: Request) async throws -> Response {
         try await BlockingQuery.waitIfAsked(request, api: api, scope: .all)
-        let index = await api.registry.index(for: .all)
+        let index = api.registry.index(for: .all)
         return try JSONSupport.response(await api.registry.serviceTags(), headers: ConsulHeaders.index(index))
     }
 
@@ -58,7 +58,7 @@ struct ConsulCatalogRoutes {
 
     func catalogNodes(_ request: Request) async throws -> Response {
         try await BlockingQuery.waitIfAsked(request, api: api, scope: .all)
-        let index = await api.registry.index(for: .all)
+        let index = api.registry.index(for: .all)
         let nodes = await api.members().filter { $0.state != .left }.map {
             ConsulNode(name: $0.name, address: $0.address, datacenter: api.node.datacenter)
         }
@@ -77,7 +77,7 @@ struct ConsulCatalogRoutes {
         let fingerprint = Int(truncatingIfNeeded: api.membershipVersion())
         // Length-prefixed tags: `?tag=a,b` and `?tag=a&tag=b` must not share an entry.
         let cacheKey = "\(name)|\(passingOnly)|" + tags.map { "\($0.utf8.count):\($0)" }.joined()
-        let current = await api.registry.index(for: .service(name))
+        let current = api.registry.index(for: .service(name))
         if let body = cache.get(cacheKey, index: current, fingerprint: fingerprint) {
             return JSONSupport.response(bytes: body, headers: ConsulHeaders.index(current))
         }
@@ -111,7 +111,7 @@ struct ConsulCatalogRoutes {
             throw APIError(.badRequest, field: "state", message: "'\(state)' is not any, passing, warning or critical")
         }
         try await BlockingQuery.waitIfAsked(request, api: api, scope: .all)
-        let index = await api.registry.index(for: .all)
+        let index = api.registry.index(for: .all)
         let checks = await api.registry.query(InstanceFilter()).flatMap { i in
             i.checks.filter { wanted == "any" || $0.status.rawValue == wanted }.map { ConsulCheck($0, of: i, index: index) }
         }

@@ -49,7 +49,7 @@ struct NativeRoutes {
         let filter = try QueryFilter.parse(request.uri.form.map)
         let instances = await api.registry.query(filter)
         let grouped = Dictionary(grouping: instances, by: \.serviceName)
-        let index = await api.registry.index(for: .all)
+        let index = api.registry.index(for: .all)
         return try JSONSupport.response(ServicesListing(services: grouped), headers: ConsulHeaders.index(index))
     }
 

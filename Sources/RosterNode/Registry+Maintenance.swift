@@ -37,8 +37,9 @@ extension Registry {
         // Rotate first, then copy the state without suspending in between: everything in the
         // older segments is then in the copy.
         let nextSegment = wal.rotate()
+        let (maxIndex, serviceIndexes) = indexes.snapshot
         let snapshot = Snapshot(
-            nextSegment: nextSegment, maxIndex: modifyIndex, serviceIndexes: serviceIndexes,
+            nextSegment: nextSegment, maxIndex: maxIndex, serviceIndexes: serviceIndexes,
             entries: state.records.values.map { LogEntry(index: keyIndexes[$0.key] ?? 0, record: $0) })
         let dataDir = self.dataDir
         let wal = self.wal

@@ -24,13 +24,9 @@ extension Registry {
 
     public var instanceCount: Int { state.liveCount }
 
-    /// The change index of a scope. A service never seen reports the global index, so that a
-    /// blocking query on it wakes when it first appears (its first change gets a larger index).
-    public func index(for scope: WatchScope) -> UInt64 {
-        switch scope {
-        case .all: modifyIndex
-        case .service(let name): serviceIndexes[name] ?? modifyIndex
-        }
+    /// The change index of a scope (see `ChangeIndexes.index(for:)`).
+    public nonisolated func index(for scope: WatchScope) -> UInt64 {
+        indexes.index(for: scope)
     }
 
     // MARK: - Blocking
@@ -43,7 +39,7 @@ extension Registry {
             await group.next()
             group.cancelAll()
         }
-        return await self.index(for: scope)
+        return self.index(for: scope)
     }
 
     private func waitIndex(_ scope: WatchScope, after index: UInt64) async {

@@ -36,16 +36,15 @@ extension Registry {
     }
 
     func noteDropped(_ record: Record) {
-        modifyIndex += 1
+        let index = indexes.bump([record.serviceName])
         keyIndexes[record.key] = nil
         tombstoneSeen[record.key] = nil
-        serviceIndexes[record.serviceName] = modifyIndex
         guard let instance = record.instance else { return }
         timers.forget(instanceID: record.key)
         heartbeats[record.key] = nil
         metrics.update(from: instance, to: nil)
         feed.publish(
-            ChangeEvent(index: modifyIndex, kind: .deregistered, serviceName: record.serviceName, instanceID: record.key, instance: nil))
+            ChangeEvent(index: index, kind: .deregistered, serviceName: record.serviceName, instanceID: record.key, instance: nil))
         wake(.service(record.serviceName))
         wake(.all)
     }

@@ -36,11 +36,11 @@ public actor Registry {
 
     var state = RegistryState()
     var hlc = HybridLogicalClock()
-    /// The local modify index: raised by every applied change, restored from disk on restart so
-    /// that blocking-query indexes never go backwards. An empty registry is at 1 (clients treat
-    /// 0 specially), so the first change is 2 and never shares an index with "nothing yet".
-    public internal(set) var modifyIndex: UInt64 = 1
-    var serviceIndexes: [String: UInt64] = [:]
+    /// The change indexes: raised by every applied change, restored from disk on restart so that
+    /// blocking-query indexes never go backwards. Readable without an actor hop.
+    public nonisolated let indexes = ChangeIndexes()
+    /// The local modify index.
+    public var modifyIndex: UInt64 { indexes.current }
     var keyIndexes: [String: UInt64] = [:]
     var timers = CheckTimers()
     /// Last heartbeat times renewed locally; overlaid on reads instead of replicated per beat.
@@ -94,8 +94,7 @@ public actor Registry {
 
     private func restore(_ recovered: RecoveredState) {
         if let snapshot = recovered.snapshot {
-            serviceIndexes = snapshot.serviceIndexes
-            modifyIndex = max(modifyIndex, snapshot.maxIndex)
+            indexes.restore(global: snapshot.maxIndex, services: snapshot.serviceIndexes)
             for entry in snapshot.entries { replay(entry) }
         }
         for entry in recovered.logEntries { replay(entry) }
@@ -124,8 +123,7 @@ public actor Registry {
         // A restart starts every tombstone's grace period afresh: no clock survives the gap.
         trackTombstone(entry.record, now: clock.monotonicMillis())
         keyIndexes[entry.record.key] = entry.index
-        serviceIndexes[entry.record.serviceName] = max(serviceIndexes[entry.record.serviceName] ?? 0, entry.index)
-        modifyIndex = max(modifyIndex, entry.index)
+        indexes.restore(global: entry.index, services: [entry.record.serviceName: entry.index])
     }
 
     // MARK: - Applying changes
@@ -144,14 +142,11 @@ public actor Registry {
 
     /// Bookkeeping after any applied change: indexes, timers, metrics, events and waiters.
     func noteApplied(_ change: RegistryState.Change) -> UInt64 {
-        modifyIndex += 1
         let record = change.current
-        keyIndexes[record.key] = modifyIndex
-        serviceIndexes[record.serviceName] = modifyIndex
-        if let previousService = change.previous?.serviceName, previousService != record.serviceName {
-            serviceIndexes[previousService] = modifyIndex
-            wake(.service(previousService))
-        }
+        let movedFrom = change.previous.map(\.serviceName).flatMap { $0 == record.serviceName ? nil : $0 }
+        let index = indexes.bump([record.serviceName] + (movedFrom.map { [$0] } ?? []))
+        keyIndexes[record.key] = index
+        if let movedFrom { wake(.service(movedFrom)) }
         let now = clock.monotonicMillis()
         trackTombstone(record, now: now)
         if let instance = record.instance {
@@ -165,11 +160,11 @@ public actor Registry {
             record.isTombstone ? .deregistered : (change.previous?.instance == nil ? .registered : .updated)
         feed.publish(
             ChangeEvent(
-                index: modifyIndex, kind: kind, serviceName: record.serviceName, instanceID: record.key,
+                index: index, kind: kind, serviceName: record.serviceName, instanceID: record.key,
                 instance: record.instance))
         wake(.service(record.serviceName))
         wake(.all)
-        return modifyIndex
+        return index
     }
 
     func armTTLChecks(of instance: ServiceInstance, now: Int64, only checkID: String? = nil) {

@@ -86,7 +86,7 @@ import Testing
         let reopened = try await openRegistry(dir)
         #expect(await reopened.instanceCount == 34)
         #expect(await reopened.instance("web-3") == nil)
-        #expect(await reopened.index(for: .service("api")) > 1)
+        #expect(reopened.index(for: .service("api")) > 1)
         #expect(await reopened.modifyIndex == 37)
     }
 

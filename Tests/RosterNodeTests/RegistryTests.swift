@@ -113,10 +113,10 @@ import Testing
         let dir = TemporaryDirectory()
         let registry = try await openRegistry(dir)
         _ = try await registry.register(makeInstance("a-1", service: "a"), status: nil)
-        let index = await registry.index(for: .service("a"))
+        let index = registry.index(for: .service("a"))
         let waiter = Task { await registry.waitForChange(.service("a"), after: index, timeout: .seconds(30)) }
         _ = try await registry.register(makeInstance("b-1", service: "b"), status: nil)
-        #expect(await registry.index(for: .service("a")) == index, "a write to b leaves a's index alone")
+        #expect(registry.index(for: .service("a")) == index, "a write to b leaves a's index alone")
         _ = try await registry.register(makeInstance("a-2", service: "a"), status: nil)
         let woke = await waiter.value
         #expect(woke > index)
@@ -125,7 +125,7 @@ import Testing
     @Test func theFirstChangeToAServiceGetsAnIndexAboveWhatAnEmptyReadReported() async throws {
         let dir = TemporaryDirectory()
         let registry = try await openRegistry(dir)
-        let empty = await registry.index(for: .service("web"))
+        let empty = registry.index(for: .service("web"))
         #expect(empty >= 1, "never 0: clients treat it specially")
         let waiter = Task { await registry.waitForChange(.service("web"), after: empty, timeout: .seconds(30)) }
         _ = try await registry.register(makeInstance("web-1"), status: nil)
@@ -135,7 +135,7 @@ import Testing
     @Test func aBlockingWaitReturnsWhenItsTimeRunsOut() async throws {
         let dir = TemporaryDirectory()
         let registry = try await openRegistry(dir)
-        let index = await registry.index(for: .service("quiet"))
+        let index = registry.index(for: .service("quiet"))
         let started = ContinuousClock.now
         let result = await registry.waitForChange(.service("quiet"), after: index, timeout: .milliseconds(200))
         #expect(result == index)
@@ -145,7 +145,7 @@ import Testing
     @Test func releasingWaitersEndsBlockingQueriesAtShutdown() async throws {
         let dir = TemporaryDirectory()
         let registry = try await openRegistry(dir)
-        let index = await registry.index(for: .all)
+        let index = registry.index(for: .all)
         let waiter = Task { await registry.waitForChange(.all, after: index, timeout: .seconds(600)) }
         await registry.releaseWaiters()
         _ = await waiter.value  // returns; a hang here fails the test by its time limit
