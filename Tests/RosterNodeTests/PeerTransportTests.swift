@@ -194,6 +194,24 @@ import Testing
         #expect(refusal.reason.contains("no Roster handshake within 300 ms"), "\(refusal.reason)")
     }
 
+    @Test func inboundConnectionsPastTheBoundAreClosedAndThePeerStillServes() async throws {
+        let b = try await PeerNode.start(name: "b", maxInboundConnections: 2)
+        defer { b.stopLater() }
+        let first = try await RawClient.connect(port: b.port)
+        let second = try await RawClient.connect(port: b.port)
+        let third = try await RawClient.connect(port: b.port)
+        #expect(await third.closedByServer(), "the third connection is past the bound of two")
+        // Refused by the bound, not merely timed out for sending no handshake.
+        #expect(b.logs.contains(level: .warning, "2 are already open"))
+        try? await first.channel.close()
+        try? await second.channel.close()
+        // Once the others are gone, a real peer connects and is served.
+        let a = try await PeerNode.start(name: "a")
+        defer { a.stopLater() }
+        a.transport.send(bytes("hello"), to: b.address)
+        try await b.events.require("a real peer gets through after the flood") { $0.payloads(from: "a") == ["hello"] }
+    }
+
     @Test func aPayloadTooLargeForAFrameIsDroppedAndTheConnectionCarriesOn() async throws {
         let limits = FrameLimits(maxFrameBytes: 4096, maxDecompressedBytes: 4096, compressionThreshold: 1 << 20)
         let a = try await PeerNode.start(name: "a", limits: limits)
@@ -321,6 +339,7 @@ private struct PeerNode: Sendable {
         limits: FrameLimits = .default,
         queue: OutboundQueueLimits = .default,
         handshakeTimeout: TimeAmount = .seconds(3),
+        maxInboundConnections: Int = 1024,
         port: Int = 0
     ) async throws -> PeerNode {
         let events = EventRecorder()
@@ -331,7 +350,8 @@ private struct PeerNode: Sendable {
             limits: limits,
             outboundQueue: queue,
             handshakeTimeout: handshakeTimeout,
-            reconnectBackoff: fastBackoff
+            reconnectBackoff: fastBackoff,
+            maxInboundConnections: maxInboundConnections
         )
         let transport = PeerTransport(
             configuration: configuration,

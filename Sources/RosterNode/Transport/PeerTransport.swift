@@ -42,6 +42,7 @@ public final class PeerTransport: Sendable {
         var serverChannel: (any Channel)?
         var inbound: [ObjectIdentifier: any Channel] = [:]
         var outbound: [String: OutboundPeer] = [:]
+        var refusedOverCapacity = 0
     }
 
     private enum Lifecycle {
@@ -198,11 +199,21 @@ public final class PeerTransport: Sendable {
     /// Records an accepted connection so that `shutdown` can close it. `false` once shut down:
     /// the connection must be closed at once.
     func inboundOpened(_ channel: any Channel) -> Bool {
-        self.state.withLock { state in
-            if case .shutDown = state.lifecycle { return false }
+        let (accepted, refusedSoFar) = self.state.withLock { state -> (Bool, Int) in
+            if case .shutDown = state.lifecycle { return (false, 0) }
+            guard state.inbound.count < self.configuration.maxInboundConnections else {
+                state.refusedOverCapacity += 1
+                return (false, state.refusedOverCapacity)
+            }
             state.inbound[ObjectIdentifier(channel)] = channel
-            return true
+            return (true, 0)
         }
+        // Logged at 1, 2, 4, 8, ... refusals, so a flood can't flood the log too.
+        if !accepted && refusedSoFar > 0 && refusedSoFar & (refusedSoFar - 1) == 0 {
+            self.logger.warning(
+                "refused an inbound peer connection: \(self.configuration.maxInboundConnections) are already open (\(refusedSoFar) refused so far)")
+        }
+        return accepted
     }
 
     func inboundClosed(_ channel: any Channel) {

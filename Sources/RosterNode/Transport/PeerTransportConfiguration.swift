@@ -23,6 +23,10 @@ public struct PeerTransportConfiguration: Sendable {
     public var handshakeTimeout: TimeAmount
     /// The pause between failed connection attempts to one peer.
     public var reconnectBackoff: ReconnectBackoff
+    /// Inbound connections held at once, peers and not-yet-identified clients alike. A flood of
+    /// connections to the cluster port is closed past this bound instead of exhausting file
+    /// descriptors; real peers need one each.
+    public var maxInboundConnections: Int
 
     public init(
         handshake: Handshake,
@@ -31,7 +35,8 @@ public struct PeerTransportConfiguration: Sendable {
         outboundQueue: OutboundQueueLimits = .default,
         connectTimeout: TimeAmount = .seconds(2),
         handshakeTimeout: TimeAmount = .seconds(3),
-        reconnectBackoff: ReconnectBackoff = .default
+        reconnectBackoff: ReconnectBackoff = .default,
+        maxInboundConnections: Int = 1024
     ) {
         self.handshake = handshake
         self.security = security
@@ -40,6 +45,7 @@ public struct PeerTransportConfiguration: Sendable {
         self.connectTimeout = connectTimeout
         self.handshakeTimeout = handshakeTimeout
         self.reconnectBackoff = reconnectBackoff
+        self.maxInboundConnections = maxInboundConnections
     }
 }
 
