@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
 import sys
 import time
 
@@ -57,3 +60,22 @@ def rss_kib(pid):
     except OSError:
         pass
     return None
+
+
+def stop_process(proc, name, timeout):
+    """SIGTERM, then SIGKILL after `timeout`. Returns the exit code, or None if it had to be killed."""
+    if proc is None:
+        return None
+    if proc.poll() is None:
+        try:
+            os.kill(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            return proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            log(f"{name} (pid {proc.pid}) still running {timeout:.0f} s after SIGTERM: SIGKILL")
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+            return None
+    return proc.returncode

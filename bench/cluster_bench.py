@@ -30,7 +30,7 @@ import tempfile
 import threading
 import time
 
-from benchlib import free_ports, log, pct, rss_kib, verdict  # noqa: E402
+from benchlib import free_ports, log, pct, rss_kib, stop_process, verdict  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SECTIONS = ["propagation", "idle", "bootstrap", "failure"]
@@ -199,21 +199,7 @@ class Node:
 
     def stop(self, timeout=5.0):
         """SIGTERM, then SIGKILL after `timeout`. Returns the exit code, or None if killed."""
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            try:
-                os.kill(self.proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                return self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                log(f"{self.name} (pid {self.proc.pid}) still running {timeout:.0f} s after SIGTERM: SIGKILL")
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
-                return None
-        return self.proc.returncode
+        return stop_process(self.proc, self.name, timeout)
 
     def health(self):
         return try_get_json(self.http, "/health", timeout=2)
