@@ -11,20 +11,29 @@ public struct CheckTimers: Sendable {
         }
     }
 
-    private var ttlDeadlines: [CheckRef: Int64] = [:]
+    /// instance id → check id → deadline; by instance, so forgetting an instance is O(1).
+    private var ttlDeadlines: [String: [String: Int64]] = [:]
     private var criticalSince: [String: Int64] = [:]
 
     public init() {}
 
     /// Arms or re-arms a TTL check: it expires `ttl` from `now` unless renewed.
     public mutating func renew(_ ref: CheckRef, ttl: GoDuration, now: Int64) {
-        ttlDeadlines[ref] = now + ttl.milliseconds
+        ttlDeadlines[ref.instanceID, default: [:]][ref.checkID] = now + ttl.milliseconds
     }
 
     /// Checks whose TTL has run out. Each is reported once, then disarmed until renewed.
     public mutating func expiredTTLs(now: Int64) -> [CheckRef] {
-        let expired = ttlDeadlines.filter { $0.value <= now }.map(\.key)
-        for ref in expired { ttlDeadlines[ref] = nil }
+        var expired: [CheckRef] = []
+        for (instanceID, checks) in ttlDeadlines {
+            for (checkID, deadline) in checks where deadline <= now {
+                expired.append(CheckRef(instanceID: instanceID, checkID: checkID))
+            }
+        }
+        for ref in expired {
+            ttlDeadlines[ref.instanceID]?[ref.checkID] = nil
+            if ttlDeadlines[ref.instanceID]?.isEmpty == true { ttlDeadlines[ref.instanceID] = nil }
+        }
         return expired.sorted { ($0.instanceID, $0.checkID) < ($1.instanceID, $1.checkID) }
     }
 
@@ -51,6 +60,6 @@ public struct CheckTimers: Sendable {
     /// Forgets everything about an instance that is gone.
     public mutating func forget(instanceID: String) {
         criticalSince[instanceID] = nil
-        ttlDeadlines = ttlDeadlines.filter { $0.key.instanceID != instanceID }
+        ttlDeadlines[instanceID] = nil
     }
 }

@@ -79,17 +79,16 @@ extension RegistryState {
         throw .notFound(field: "check_id", message: "no check '\(checkID)' is registered")
     }
 
-    /// The instance after a check result, or nil if status, output and notes are unchanged.
+    /// The instance after a check result, with its status following its checks, or nil if
+    /// nothing changed.
     public func prepareCheckUpdate(
         _ checkID: String, status: CheckStatus, output: String?
     ) throws(RegistryError) -> ServiceInstance? {
-        var (instance, i) = try locateCheck(checkID)
-        var check = instance.checks[i]
-        let newOutput = output ?? check.output
-        if check.status == status && check.output == newOutput { return nil }
-        check.status = status
-        check.output = newOutput
-        instance.checks[i] = check
-        return instance
+        let (existing, i) = try locateCheck(checkID)
+        var instance = existing
+        instance.checks[i].status = status
+        instance.checks[i].output = output ?? existing.checks[i].output
+        instance = instance.followingChecks()
+        return instance == existing ? nil : instance
     }
 }

@@ -15,12 +15,19 @@ struct OperationsRoutes {
                 var instances: Int
                 var index: UInt64
                 var cluster: ClusterHealth
+                /// TTL expiry and removal of critical instances paused: most members unreachable.
+                var selfPreservation: Bool
+
+                enum CodingKeys: String, CodingKey {
+                    case status, node, instances, index, cluster, selfPreservation = "self_preservation"
+                }
             }
             let registry = api.registry
             return try JSONSupport.response(
                 Health(
                     status: "ok", node: api.node.name, instances: await registry.instanceCount,
-                    index: await registry.modifyIndex, cluster: await api.clusterHealth()))
+                    index: await registry.modifyIndex, cluster: await api.clusterHealth(),
+                    selfPreservation: await registry.isSelfPreserving))
         }
         router.get("metrics") { _, _ in
             var bytes: [UInt8] = []

@@ -39,7 +39,7 @@ extension Registry {
             requested, requestedStatus: status, now: Timestamp(millisecondsSinceEpoch: clock.wallMillis()))
         heartbeats[instance.instanceID] = nil
         let (index, seq) = commitLocal(key: instance.instanceID, serviceName: instance.serviceName, instance: instance)
-        if instance.node == nodeID { armTTLChecks(of: instance, now: clock.monotonicMillis()) }
+        if owns(instance) { armTTLChecks(of: instance, now: clock.monotonicMillis()) }
         return (WriteResult(instance: instance, created: created, index: index), seq)
     }
 
@@ -69,6 +69,7 @@ extension Registry {
             instance.checks[i].output = "heartbeat received"
             changed = true
         }
+        instance = instance.followingChecks()
         // Only a change of health is a replicated, logged write; a plain renewal stays local.
         guard changed else { return (WriteResult(instance: present(instance), created: false, index: nil), nil) }
         let (index, seq) = commitLocal(key: id, serviceName: instance.serviceName, instance: instance)

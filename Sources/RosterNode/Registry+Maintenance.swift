@@ -4,22 +4,21 @@ import RosterCore
 /// Background upkeep: TTL expiry, deregistration of long-critical instances, snapshots.
 extension Registry {
     /// Expires TTL checks whose time ran out and removes instances critical for longer than
-    /// their `DeregisterCriticalServiceAfter`. Only checks this node owns are judged here.
+    /// their `DeregisterCriticalServiceAfter`. Only checks this node owns are judged here, and
+    /// none while it is in self-preservation: then the deadlines wait, and whatever is overdue
+    /// is judged once the node reaches a majority again.
     public func sweep() {
+        guard !view.selfPreserving else { return }
         let now = clock.monotonicMillis()
         for ref in timers.expiredTTLs(now: now) {
-            guard var instance = state.instance(ref.instanceID), instance.node == nodeID,
-                let i = instance.checks.firstIndex(where: { $0.checkID == ref.checkID && $0.kind == .ttl }),
-                instance.checks[i].status != .critical
+            guard let instance = state.instance(ref.instanceID), owns(instance),
+                let expired = state.prepareTTLExpiry(instanceID: ref.instanceID, checkID: ref.checkID)
             else { continue }
-            let ttl = instance.checks[i].ttl?.description ?? "its TTL"
-            instance.checks[i].status = .critical
-            instance.checks[i].output = "TTL expired: no update within \(ttl)"
             logger.info("TTL check expired", metadata: ["check": "\(ref.checkID)", "instance": "\(ref.instanceID)"])
-            _ = commitLocal(key: instance.instanceID, serviceName: instance.serviceName, instance: instance)
+            _ = commitLocal(key: expired.instanceID, serviceName: expired.serviceName, instance: expired)
         }
         for id in timers.criticalInstances {
-            guard let instance = state.instance(id), instance.node == nodeID, timers.shouldDeregister(instance, now: now)
+            guard let instance = state.instance(id), owns(instance), timers.shouldDeregister(instance, now: now)
             else { continue }
             logger.info(
                 "deregistering an instance critical for longer than DeregisterCriticalServiceAfter",

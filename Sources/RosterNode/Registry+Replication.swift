@@ -23,7 +23,7 @@ extension Registry {
             if renewal.checkIDs.isEmpty && beat > (heartbeats[renewal.instanceID] ?? instance.lastHeartbeat) {
                 heartbeats[renewal.instanceID] = beat
             }
-            guard instance.node == nodeID else { continue }
+            guard owns(instance) else { continue }
             if renewal.checkIDs.isEmpty {
                 armTTLChecks(of: instance, now: now)
             } else {
@@ -47,7 +47,7 @@ extension Registry {
             changed.append(change.current)
             // An instance this node now owns (a takeover, or its own instance seen again after
             // a restart) gets its TTLs armed by this node's clock.
-            if let instance = change.current.instance, instance.node == nodeID {
+            if let instance = change.current.instance, owns(instance) {
                 armTTLChecks(of: instance, now: now)
             }
         }

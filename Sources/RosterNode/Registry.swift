@@ -43,6 +43,19 @@ public actor Registry {
     public var modifyIndex: UInt64 { indexes.current }
     var keyIndexes: [String: UInt64] = [:]
     var timers = CheckTimers()
+    /// The cluster as the membership shell last described it: who owns which checks, and
+    /// whether this node is in self-preservation. Until the first description, this node
+    /// judges only the instances registered through it.
+    var view: ClusterView
+    /// Instances that have checks, so that ownership changes and the probe list need not
+    /// scan instances without any.
+    var checkedInstances: Set<String> = []
+    /// Consecutive probe outcomes of the checks this node runs: instance id → check id → progress.
+    var probeProgress: [String: [String: CheckProgress]] = [:]
+    /// Raised whenever the set of checks this node runs may have changed, so that the health
+    /// monitor re-reads it only then.
+    public nonisolated let checkVersion = VersionCounter()
+    let healthMetrics = HealthMetrics()
     /// Last heartbeat times renewed locally; overlaid on reads instead of replicated per beat.
     var heartbeats: [String: Timestamp] = [:]
     /// When this node first held each tombstone, on its monotonic clock.
@@ -72,6 +85,7 @@ public actor Registry {
         self.logger = logger
         self.feed = ChangeFeed()
         self.snapshotThresholdBytes = snapshotThresholdBytes
+        self.view = ClusterView(me: nodeID, live: [nodeID], down: [], known: 1, settled: false)
     }
 
     /// Opens the registry in `dataDir`: loads the snapshot, replays the log, cuts off a torn
@@ -101,7 +115,9 @@ public actor Registry {
         loadMarks()
         let now = clock.monotonicMillis()
         for record in state.records.values {
-            guard let instance = record.instance, instance.node == nodeID else { continue }
+            guard let instance = record.instance, !instance.checks.isEmpty else { continue }
+            checkedInstances.insert(instance.instanceID)
+            guard owns(instance) else { continue }
             // A restart re-arms every TTL with a full period: the time the node was down is
             // not the services' fault, and no wall clock is trusted across the gap.
             armTTLChecks(of: instance, now: now)
@@ -149,12 +165,8 @@ public actor Registry {
         if let movedFrom { wake(.service(movedFrom)) }
         let now = clock.monotonicMillis()
         trackTombstone(record, now: now)
-        if let instance = record.instance {
-            if instance.node == nodeID { timers.observe(instance, now: now) }
-        } else {
-            timers.forget(instanceID: record.key)
-            heartbeats[record.key] = nil
-        }
+        noteChecks(of: record.key, instance: record.instance, now: now)
+        if record.isTombstone { heartbeats[record.key] = nil }
         metrics.update(from: change.previous?.instance, to: record.instance)
         let kind: ChangeEvent.Kind =
             record.isTombstone ? .deregistered : (change.previous?.instance == nil ? .registered : .updated)

@@ -82,6 +82,11 @@ struct AgentRunner {
                     // Before the API, so it stops after it: the leave is announced once no more
                     // writes can come in, and the registry closes only after the leave.
                     .init(service: ClusterService(cluster: cluster)),
+                    .init(
+                        service: HealthMonitorService(
+                            monitor: HealthMonitor(
+                                registry: registry, eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
+                                logger: Logger(label: "roster.health")))),
                     .init(service: app),
                     .init(service: DNSService(server: dns)),
                     // Last in, so first told of shutdown: it releases blocking queries, which would
@@ -183,6 +188,15 @@ struct MaintenanceService: Service {
         }
         await registry.close()
         logger.info("registry flushed and closed")
+    }
+}
+
+/// Probes the HTTP and TCP checks this node owns until shutdown.
+struct HealthMonitorService: Service {
+    let monitor: HealthMonitor
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown { await monitor.run() }
     }
 }
 

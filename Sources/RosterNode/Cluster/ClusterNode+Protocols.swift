@@ -48,12 +48,24 @@ extension ClusterNode {
     func tickMembership() async {
         perform(membership.tick(now: clock.monotonicMillis()))
         metrics.record(members: membership.members, transport: transport.statistics)
+        await publishView()
         // A node that has just started syncs with the first live peer it learns of, rather than
         // waiting for the first anti-entropy round: a fresh node fills up sooner.
         if !caughtUp && !firstSyncStarted && !livePeers.isEmpty {
             firstSyncStarted = true
             await antiEntropy()
         }
+    }
+
+    /// Tells the registry who owns which checks, whenever that may have changed. Unknown
+    /// nodes count as gone only once this node has joined and caught up: before that, it
+    /// simply has not heard of them yet.
+    func publishView() async {
+        let view = ClusterView(
+            me: configuration.nodeName, members: membership.members, settled: membership.hasJoined && caughtUp)
+        guard view != publishedView else { return }
+        publishedView = view
+        await registry.updateView(view)
     }
 
     func antiEntropy() async {

@@ -29,6 +29,8 @@ public actor ClusterNode {
     /// Set once a peer's digest has matched ours: this node has caught up with the cluster.
     public internal(set) var caughtUp = false
     var firstSyncStarted = false
+    /// The cluster view last given to the registry.
+    var publishedView: ClusterView?
 
     public init(
         configuration: ClusterConfiguration, generation: UInt64, registry: Registry, eventLoopGroup: any EventLoopGroup,
