@@ -22,7 +22,7 @@ RUN_DIR ?= .run/dev-single
 RUN_HTTP = $(shell sed -n 's/^http: *\([^ #]*\).*/\1/p' $(RUN_CONFIG))
 RUN_DNS = $(shell sed -n 's/^dns: *\([^ #]*\).*/\1/p' $(RUN_CONFIG))
 
-.PHONY: all deps build release test unit e2e certs run run5 run-single docker-build docker-up bench bench-single bench-cluster bench-discovery clean
+.PHONY: all deps build release test unit e2e certs run run5 run-single docker-build docker-up bench bench-single bench-cluster bench-discovery bench-health clean
 
 all: build
 
@@ -114,6 +114,10 @@ bench-cluster:
 
 bench-discovery:
 	$(PYTHON) bench/discovery_bench.py --bin $(BENCH_BIN) --out .run/bench-discovery.md
+
+## bench-health: HTTP checks following their target, takeover after kill -9, duplicate probes, CPU of 10k checks
+bench-health:
+	$(PYTHON) bench/health_bench.py --bin $(BENCH_BIN) --out .run/bench-health.md
 
 clean:
 	rm -rf .build .run

@@ -21,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
     ],
     targets: [
         // The system's liblz4, nothing else. No vendored C sources.
@@ -30,7 +31,7 @@ let package = Package(
             providers: [.apt(["liblz4-dev"])]
         ),
         // Pure protocol logic: no NIO, no I/O, clock and randomness injected.
-        .target(name: "RosterCore"),
+        .target(name: "RosterCore", dependencies: [.product(name: "HeapModule", package: "swift-collections")]),
         // Frames and messages to and from bytes.
         .target(
             name: "RosterWire",

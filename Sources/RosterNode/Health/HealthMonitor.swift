@@ -103,7 +103,8 @@ public actor HealthMonitor {
         // Saturated: a slot frees when a probe finishes, which is not worth spinning for.
         if inFlight >= settings.maxConcurrentProbes { return min(idle, .milliseconds(10)) }
         guard let due = schedule.nextDue else { return idle }
-        let wait = max(1, due - clock.monotonicMillis())
+        // Waking at most every 5 ms batches the probes that fall due close together.
+        let wait = max(5, due - clock.monotonicMillis())
         return min(idle, .milliseconds(wait))
     }
 }
