@@ -77,6 +77,7 @@ MAX_KEYS_PER_WRITER = 400  # then writers only update, deregister and re-registe
 REQUEST_TIMEOUT = (1.0, 10.0)  # connect, read
 CONVERGE_TIMEOUT = float(os.environ.get("ROSTER_CHAOS_CONVERGE_TIMEOUT", "90"))
 ISOLATION_TIMEOUT = 30.0  # for the cut to show in every node's member list
+PROBE_WINDOW = 3.0  # seconds a write must not cross a cut (normal propagation: well under 1 s)
 SERVICES = [f"svc-{c}" for c in "abcdef"]
 
 
@@ -530,6 +531,7 @@ class Report:
     cuts: int = 0
     isolation_seconds: list[float] = field(default_factory=list)
     isolated_view_seconds: list[float] = field(default_factory=list)
+    cut_probes: int = 0
     rejoin_seconds: list[float] = field(default_factory=list)
     converge_seconds: float | None = None
     members_seconds: float | None = None
@@ -552,7 +554,7 @@ class Report:
             f"  faults: {self.kills} kill -9, {self.restarts} restarts, {self.cuts} cut-offs"
             + ("" if self.partition else " (cut-offs disabled)"),
             f"  cut-off: others saw it failed after (s) {secs(self.isolation_seconds)}, it saw no one alive "
-            f"after (s) {secs(self.isolated_view_seconds)}; "
+            f"after (s) {secs(self.isolated_view_seconds)}, writes kept from crossing it: {self.cut_probes}; "
             f"rejoined after mid-run heal (s): {secs(self.rejoin_seconds)}",
             f"  after the last heal: registries identical in {self._s(self.converge_seconds)}, "
             f"every member alive everywhere in {self._s(self.members_seconds)}",
@@ -603,6 +605,8 @@ class ChaosRun:
         self.errors_lock = threading.Lock()
         self.expected_down: set[str] = set()
         self.killed_at: dict[str, float] = {}
+        self.probe_count = 0
+        self.probes: set[str] = set()  # instances written across cuts: not the writers'
         self.t0 = time.monotonic()
         self.cluster: Cluster | None = None
         self.net: NetworkCut | None = None
@@ -810,18 +814,28 @@ class ChaosRun:
                 self.fail_later(f"{n.name} exited by itself with code {n.proc.returncode}\n{n.log_tail()}")
 
     def _watch_isolation(self, node: ClusterNode, stop: threading.Event) -> None:
-        """Verifies a cut: every other running node comes to see `node` failed, and `node` comes
-        to see no other node alive. The second half is only checked while `node` runs on the
-        same process it had when cut off (a restarted cut-off node never sees its peers at all)."""
+        """Verifies a cut, until it is healed or the faults stop.
+
+        1. Every other running node comes to see `node` failed (a failure if not within
+           ISOLATION_TIMEOUT).
+        2. Then nothing crosses the cut: an instance written at `node` reaches no other node, and
+           one written at another node does not reach `node`, for PROBE_WINDOW seconds (normal
+           propagation takes well under a second). Both must arrive after the heal.
+        3. `node` comes to see no other node alive: measured, not required, and only on the
+           process that was cut (a cut-off node without confirmations from peers is slow to
+           declare them failed, which is the point of Lifeguard-style suspicion).
+        """
         assert self.cluster is not None and self.net is not None
         started = time.monotonic()
         pid = node.proc.pid if node.running else None
-        outside = inside = None  # seconds until each half held
+        outside = inside = None  # seconds until each view held
+        probed = False
         views: dict[str, Any] = {}
-        while time.monotonic() - started < ISOLATION_TIMEOUT:
-            if self.net.cut_node != node.name:
-                self.log(f"note: {node.name} was healed before its cut-off was seen everywhere: {views}")
-                return
+
+        def cut_active() -> bool:
+            return self.net.cut_node == node.name and not stop.is_set()
+
+        while cut_active():
             same_process = node.running and node.proc.pid == pid
             views = {}
             peers_done = True
@@ -838,6 +852,7 @@ class ChaosRun:
                     views[o.name] = {k: STATUS_NAMES.get(v, v) for k, v in st.items() if k != node.name}
                     if all(v != ALIVE for k, v in st.items() if k != node.name):
                         inside = time.monotonic() - started
+                        self.report.isolated_view_seconds.append(inside)
                         self.log(f"{node.name} sees every other node as not alive after {inside:.2f}s")
                 else:
                     views[o.name] = STATUS_NAMES.get(st.get(node.name), st.get(node.name))
@@ -847,15 +862,61 @@ class ChaosRun:
                 outside = time.monotonic() - started
                 self.report.isolation_seconds.append(outside)
                 self.log(f"every other node sees {node.name} failed after {outside:.2f}s")
-            if outside is not None and (inside is not None or not same_process):
-                if inside is not None:
-                    self.report.isolated_view_seconds.append(inside)
+            if outside is not None and not probed:
+                probed = True
+                self._probe_cut(node, cut_active)
+            if outside is not None and inside is not None:
+                return
+            if outside is None and time.monotonic() - started > ISOLATION_TIMEOUT:
+                self.fail_later(f"the cut-off of {node.name} did not show within {ISOLATION_TIMEOUT:.0f}s: "
+                                f"the other nodes see it as {views}; rules:\n{self.net.rules()}")
                 return
             time.sleep(0.25)
-        self.fail_later(
-            f"the cut-off of {node.name} did not show within {ISOLATION_TIMEOUT:.0f}s "
-            f"(others saw it failed: {outside is not None}; it saw no one alive: {inside is not None}); "
-            f"views: {views}; rules:\n{self.net.rules()}")
+        if outside is None:
+            self.log(f"note: the cut of {node.name} ended before every other node saw it failed: {views}")
+        elif inside is None:
+            self.log(f"note: {node.name} still saw some node alive when its cut ended "
+                     f"({time.monotonic() - started:.1f}s): {views.get(node.name)}")
+
+    def _probe_cut(self, node: ClusterNode, cut_active: Callable[[], bool]) -> None:
+        assert self.cluster is not None
+        others = [o for o in self.cluster.nodes if o is not node and o.running]
+        if not others or not node.running:
+            return
+        self.probe_count += 1
+        inside_id = f"chaos-probe-{self.probe_count}-in-{node.name}"
+        other = others[self.rng.randrange(len(others))]
+        outside_id = f"chaos-probe-{self.probe_count}-at-{other.name}"
+        for at, iid in ((node, inside_id), (other, outside_id)):
+            resp = requests.post(at.url("/registry/register"), timeout=10, json={
+                "service_name": "chaos-probe", "instance_id": iid, "host": "127.0.0.1", "port": 1})
+            if resp.status_code not in (200, 201):
+                self.fail_later(f"probe {iid} at {at.name} during the cut: {resp.status_code} {resp.text[:200]!r}")
+                return
+            self.probes.add(iid)
+        sent = time.monotonic()
+        while time.monotonic() - sent < PROBE_WINDOW and cut_active():
+            crossed = []
+            for o in self.cluster.nodes:
+                if not o.running:
+                    continue
+                iid = outside_id if o is node else inside_id
+                if o is other:
+                    continue
+                try:
+                    if requests.get(o.url(f"/registry/instance/{iid}"), timeout=5).status_code == 200:
+                        crossed.append(f"{iid} reached {o.name}")
+                except requests.RequestException:
+                    pass  # restarting
+            if crossed and cut_active():
+                self.fail_later(f"writes crossed the cut of {node.name} ({time.monotonic() - sent:.2f}s after "
+                                f"they were written): {crossed}; rules:\n{self.net.rules()}")
+                return
+            time.sleep(0.2)
+        if cut_active():
+            self.report.cut_probes += 1
+            self.log(f"nothing crossed the cut of {node.name} in {PROBE_WINDOW:.0f}s "
+                     f"({inside_id} at {node.name}, {outside_id} at {other.name})")
 
     def _watch_rejoin(self, node: ClusterNode, stop: threading.Event) -> None:
         """Measures how long after a mid-run heal every running node sees `node` alive again."""
@@ -976,8 +1037,11 @@ class ChaosRun:
         lost = resurrected = phantom = 0
         with self.ledger.lock:
             histories = list(self.ledger.instances.values())
-        known = {h.instance for h in histories}
+        known = {h.instance for h in histories} | self.probes
         for name, reg in self.final.items():
+            for iid in sorted(self.probes - set(reg)):
+                lost += 1
+                problems.append(f"lost acknowledged write: {name}: probe {iid}, written during a cut, is absent")
             for iid in sorted(set(reg) - known):
                 phantom += 1
                 problems.append(f"{name}: instance {iid} is {show(reg[iid])}, but no writer ever wrote it")
