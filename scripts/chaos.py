@@ -313,7 +313,7 @@ class Op:
     port: int | None
     sent: float = 0.0
     done: float = 0.0
-    outcome: str = ""  # acked | rejected | refused | unknown
+    outcome: str = "pending"  # then acked | rejected | refused | unknown
     detail: str = ""
 
     @property
@@ -322,8 +322,9 @@ class Op:
 
     def describe(self, t0: float) -> str:
         what = f"register port={self.port} op={self.seq}" if self.kind == "register" else f"deregister (op {self.seq})"
+        done = "still in flight" if self.outcome == "pending" else f"{self.outcome} at {self.done - t0:.2f}s"
         return (f"{what} via {self.api} at {self.node}, sent at {self.sent - t0:.2f}s, "
-                f"{self.outcome} at {self.done - t0:.2f}s{(' (' + self.detail + ')') if self.detail else ''}")
+                f"{done}{(' (' + self.detail + ')') if self.detail else ''}")
 
 
 @dataclass
@@ -388,11 +389,18 @@ class Ledger:
             return self.seq
 
     def add(self, op: Op) -> None:
+        """Records `op` before it is sent: a server may apply it before its answer comes back,
+        and a check meanwhile must know that it exists (as `pending`)."""
         with self.lock:
-            hist = self.instances.setdefault(op.instance, InstanceHistory(op.instance, op.service))
-            hist.ops.append(op)
-            if op.outcome == "unknown":
-                hist.retired = True
+            self.instances.setdefault(op.instance, InstanceHistory(op.instance, op.service)).ops.append(op)
+
+    def finish(self, op: Op, outcome: str, detail: str = "") -> None:
+        with self.lock:
+            op.detail = detail
+            op.done = time.monotonic()
+            op.outcome = outcome
+            if outcome == "unknown":
+                self.instances[op.instance].retired = True
 
     def all_ops(self) -> list[Op]:
         with self.lock:
@@ -480,25 +488,23 @@ class Writer(threading.Thread):
             method, path, codes = "PUT", f"/v1/agent/service/deregister/{iid}", (200,)
             body = None
         op.sent = time.monotonic()
+        self.ledger.add(op)
+        outcome, detail = "unknown", ""
         try:
             resp = requests.request(
                 method, node.url(path), data=json.dumps(body) if body is not None else None,
                 headers={"Content-Type": "application/json", "Connection": "close"}, timeout=REQUEST_TIMEOUT,
             )
             if resp.status_code in codes:
-                op.outcome = "acked"
+                outcome = "acked"
             elif 400 <= resp.status_code < 500:
-                op.outcome = "rejected"  # not applied
-                op.detail = f"{resp.status_code} {resp.text[:120]}"
+                outcome, detail = "rejected", f"{resp.status_code} {resp.text[:120]}"  # not applied
             else:
-                op.outcome = "unknown"
-                op.detail = f"{resp.status_code} {resp.text[:120]}"
+                outcome, detail = "unknown", f"{resp.status_code} {resp.text[:120]}"
         except requests.RequestException as exc:
-            op.outcome = classify_error(exc)
-            op.detail = type(exc).__name__
-        op.done = time.monotonic()
+            outcome, detail = classify_error(exc), type(exc).__name__
+        self.ledger.finish(op, outcome, detail)
         self.last_done[iid] = op.done
-        self.ledger.add(op)
         if op.outcome == "unknown":  # never touched again: its final state is one of two
             self.live.pop(iid, None)
             self.dead.pop(iid, None)
@@ -606,6 +612,10 @@ class ChaosRun:
         self.expected_down: set[str] = set()
         self.killed_at: dict[str, float] = {}
         self.probe_count = 0
+        self.writers_stop = threading.Event()
+        self.faults_stop = threading.Event()
+        self.slipped = 0.0
+        self.maybe_probes: set[str] = set()  # probe writes without an answer: may or may not exist
         self.probes: set[str] = set()  # instances written across cuts: not the writers'
         self.t0 = time.monotonic()
         self.cluster: Cluster | None = None
@@ -668,8 +678,8 @@ class ChaosRun:
         self.log("cluster formed: " + ", ".join(f"{n.name} http={n.http_port} peer={n.bind_port} pid={n.proc.pid}"
                                                  for n in cluster.nodes))
 
-        stop = threading.Event()
-        fault_stop = threading.Event()
+        stop = self.writers_stop
+        fault_stop = self.faults_stop
         writers = [Writer(i, random.Random(self.seed * 1000 + i), cluster.nodes, self.ledger, stop, self.t0)
                    for i in range(WRITERS)]
         monitors: list[threading.Thread] = []
@@ -679,10 +689,10 @@ class ChaosRun:
         for w in writers:
             w.start()
         faulter.start()
-        # The workload itself: faults and writes for `duration` seconds.
-        fault_stop.wait(timeout=self.duration)
-        fault_stop.set()
+        # The workload itself: faults and writes for `duration` seconds, or until the schedule is
+        # done if it slipped (a restart blocks the schedule until the node answers).
         faulter.join()
+        fault_stop.set()
         stop.set()
         for w in writers:
             w.join()
@@ -694,7 +704,8 @@ class ChaosRun:
         if getattr(self, "fault_error", None) is not None:
             raise self.fault_error
         self.tally()
-        self.log(f"faults stopped; {self.report.acked} acked of {self.report.ops} ops")
+        self.log(f"faults stopped; {self.report.acked} acked of {self.report.ops} ops"
+                 + (f"; the schedule ran up to {self.slipped:.1f}s late (restarts block it)" if self.slipped else ""))
 
         # Stop faults: heal the cut, bring back every node that is down.
         self.check_unexpected_exits()
@@ -732,6 +743,8 @@ class ChaosRun:
             for f in faults:
                 if stop.wait(timeout=max(0.0, self.phase_start + f.at - time.monotonic())):
                     return
+                if time.monotonic() - self.phase_start > f.at + 1:
+                    self.slipped = max(self.slipped, time.monotonic() - self.phase_start - f.at)
                 self.check_unexpected_exits()
                 node = self.cluster[f.node]
                 if f.action == "kill":
@@ -757,15 +770,16 @@ class ChaosRun:
                     self.net.cut(node, peers)
                     self.report.cuts += 1
                     self.log(f"cut off {node.name} (peer port {node.bind_port})")
-                    m = threading.Thread(target=self._watch_isolation, args=(node, stop), daemon=True)
+                    m = threading.Thread(target=self._monitor, args=(self._watch_isolation, node, stop), daemon=True)
                     m.start()
                     monitors.append(m)
                 elif f.action == "heal":
                     self.net.heal()
                     self.log(f"healed {node.name}")
-                    m = threading.Thread(target=self._watch_rejoin, args=(node, stop), daemon=True)
+                    m = threading.Thread(target=self._monitor, args=(self._watch_rejoin, node, stop), daemon=True)
                     m.start()
                     monitors.append(m)
+            stop.wait(timeout=max(0.0, self.phase_start + self.duration - time.monotonic()))
         except BaseException as exc:  # noqa: BLE001 - re-raised by the run
             self.fault_error = exc
             self.log(f"fault thread failed: {exc!r}")
@@ -782,7 +796,7 @@ class ChaosRun:
         killed = self.killed_at.get(node.name)
         if killed is None:
             return
-        try:
+        try:  # the registry first, the ledger after: every op it may show is in the ledger by then
             reg = registry_of(node)
         except Exception as exc:  # noqa: BLE001 - reported as a failure: it answered /health
             self.fail_later(f"{node.name}: cannot read its registry right after its restart: {exc!r}")
@@ -795,7 +809,7 @@ class ChaosRun:
             if not mine:
                 continue
             first = mine[-1]
-            allowed = [ops[first]] + [op for op in ops[first + 1:] if op.outcome in ("acked", "unknown")]
+            allowed = [ops[first]] + [op for op in ops[first + 1:] if op.outcome in ("acked", "unknown", "pending")]
             checked += 1
             if not any(matches(op, reg.get(iid)) for op in allowed):
                 self.report.lost_at_restart += 1
@@ -805,6 +819,13 @@ class ChaosRun:
                     + (f" or a later version ({len(allowed) - 1} later op(s))" if len(allowed) > 1 else "")
                     + "\n    " + "\n    ".join(op.describe(self.t0) for op in ops[max(0, first - 2):]))
         self.report.durability_checked += checked
+
+    def _monitor(self, watch: Callable[[ClusterNode, threading.Event], None], node: ClusterNode,
+                 stop: threading.Event) -> None:
+        try:
+            watch(node, stop)
+        except Exception:  # noqa: BLE001 - a failure of the run, with its traceback
+            self.fail_later(f"{watch.__name__}({node.name}) crashed:\n{traceback.format_exc()}")
 
     def check_unexpected_exits(self) -> None:
         assert self.cluster is not None
@@ -839,14 +860,14 @@ class ChaosRun:
             same_process = node.running and node.proc.pid == pid
             views = {}
             peers_done = True
+            answered = 0  # other nodes that answered: one restarting right now is skipped
             for o in self.cluster.nodes:
                 if not o.running or (o is node and (inside is not None or not same_process)):
                     continue
                 try:
                     st = statuses_of(o)
                 except Exception as exc:  # noqa: BLE001 - a node that is restarting
-                    views[o.name] = repr(exc)
-                    peers_done = peers_done and o is node
+                    views[o.name] = type(exc).__name__
                     continue
                 if o is node:
                     views[o.name] = {k: STATUS_NAMES.get(v, v) for k, v in st.items() if k != node.name}
@@ -858,7 +879,10 @@ class ChaosRun:
                     views[o.name] = STATUS_NAMES.get(st.get(node.name), st.get(node.name))
                     # None: a node restarted since the cut may never have heard of it.
                     peers_done = peers_done and st.get(node.name) in (FAILED, None)
-            if peers_done and outside is None:
+                    answered += 1
+            if not cut_active():
+                break
+            if peers_done and answered and outside is None:
                 outside = time.monotonic() - started
                 self.report.isolation_seconds.append(outside)
                 self.log(f"every other node sees {node.name} failed after {outside:.2f}s")
@@ -888,8 +912,13 @@ class ChaosRun:
         other = others[self.rng.randrange(len(others))]
         outside_id = f"chaos-probe-{self.probe_count}-at-{other.name}"
         for at, iid in ((node, inside_id), (other, outside_id)):
-            resp = requests.post(at.url("/registry/register"), timeout=10, json={
-                "service_name": "chaos-probe", "instance_id": iid, "host": "127.0.0.1", "port": 1})
+            self.maybe_probes.add(iid)
+            try:
+                resp = requests.post(at.url("/registry/register"), timeout=10, json={
+                    "service_name": "chaos-probe", "instance_id": iid, "host": "127.0.0.1", "port": 1})
+            except requests.RequestException as exc:
+                self.log(f"note: probe {iid} at {at.name} not written ({type(exc).__name__}); no probe this cut")
+                return
             if resp.status_code not in (200, 201):
                 self.fail_later(f"probe {iid} at {at.name} during the cut: {resp.status_code} {resp.text[:200]!r}")
                 return
@@ -1037,7 +1066,7 @@ class ChaosRun:
         lost = resurrected = phantom = 0
         with self.ledger.lock:
             histories = list(self.ledger.instances.values())
-        known = {h.instance for h in histories} | self.probes
+        known = {h.instance for h in histories} | self.probes | self.maybe_probes
         for name, reg in self.final.items():
             for iid in sorted(self.probes - set(reg)):
                 lost += 1
@@ -1076,6 +1105,8 @@ class ChaosRun:
 
     def teardown(self) -> None:
         """Kills every process this run started (by PID), then removes its iptables rules and cgroups."""
+        self.faults_stop.set()  # when the run ends early: no thread goes on with faults or writes
+        self.writers_stop.set()
         if self.cluster is not None:
             self.cluster.cleanup()
         if self.net is not None:
