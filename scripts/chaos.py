@@ -702,7 +702,8 @@ class ChaosRun:
             raise self.fault_error
         self.tally()
         self.log(f"faults stopped; {self.report.acked} acked of {self.report.ops} ops"
-                 + (f"; restarts delayed the schedule by {self.slipped:.1f}s in all" if self.slipped > 0.5 else ""))
+                 + (f"; faults ran up to {self.slipped:.1f}s late (restarts block the schedule)"
+                    if self.slipped > 0.5 else ""))
 
         # Stop faults: heal the cut, bring back every node that is down.
         self.check_unexpected_exits()
@@ -737,12 +738,17 @@ class ChaosRun:
         self.fault_error: BaseException | None = None
         assert self.cluster is not None and self.net is not None
         try:
+            cut_delay = 0.0
             for f in faults:
-                # A restart blocks until the node answers; what comes after it is shifted by the
-                # delay, so that the intervals of the schedule (a cut's length) stay as planned.
-                if stop.wait(timeout=max(0.0, self.phase_start + f.at + self.slipped - time.monotonic())):
+                # A restart blocks until the node answers, so events can run late. A heal keeps
+                # the planned length of its cut by counting from when the cut really happened.
+                due = self.phase_start + f.at + (cut_delay if f.action == "heal" else 0.0)
+                if stop.wait(timeout=max(0.0, due - time.monotonic())):
                     return
-                self.slipped = max(self.slipped, time.monotonic() - self.phase_start - f.at)
+                late = time.monotonic() - self.phase_start - f.at
+                self.slipped = max(self.slipped, late)
+                if f.action == "cut":
+                    cut_delay = max(0.0, late)
                 self.check_unexpected_exits()
                 node = self.cluster[f.node]
                 if f.action == "kill":
@@ -777,7 +783,7 @@ class ChaosRun:
                     m = threading.Thread(target=self._monitor, args=(self._watch_rejoin, node, stop), daemon=True)
                     m.start()
                     monitors.append(m)
-            stop.wait(timeout=max(0.0, self.phase_start + self.duration + self.slipped - time.monotonic()))
+            stop.wait(timeout=max(0.0, self.phase_start + self.duration - time.monotonic()))
         except BaseException as exc:  # noqa: BLE001 - re-raised by the run
             self.fault_error = exc
             self.log(f"fault thread failed: {exc!r}")
