@@ -12,7 +12,7 @@ PYTHON ?= python3
 DEBUG_BIN := .build/debug/roster
 RELEASE_BIN := .build/release/roster
 
-APT_PACKAGES := liblz4-dev wrk bind9-dnsutils dnsperf
+APT_PACKAGES := liblz4-dev wrk bind9-dnsutils dnsperf iptables
 PY_IMPORTS := consul, pytest, requests, dns.resolver
 PY_PACKAGES := py-consul==1.8.0 pytest requests dnspython
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -22,7 +22,7 @@ RUN_DIR ?= .run/dev-single
 RUN_HTTP = $(shell sed -n 's/^http: *\([^ #]*\).*/\1/p' $(RUN_CONFIG))
 RUN_DNS = $(shell sed -n 's/^dns: *\([^ #]*\).*/\1/p' $(RUN_CONFIG))
 
-.PHONY: all deps build release test unit e2e certs run run5 run-single docker-build docker-up bench bench-single bench-cluster bench-discovery bench-health clean
+.PHONY: all deps build release test unit e2e certs run run5 run-single docker-build docker-up bench bench-single bench-cluster bench-discovery bench-health chaos clean
 
 all: build
 
@@ -118,6 +118,14 @@ bench-discovery:
 ## bench-health: HTTP checks following their target, takeover after kill -9, duplicate probes, CPU of 10k checks
 bench-health:
 	$(PYTHON) bench/health_bench.py --bin $(BENCH_BIN) --out .run/bench-health.md
+
+## chaos: the long real-process chaos run of scripts/chaos.py: 5 mTLS nodes, writers, kill -9 and
+## restarts, a node cut off with iptables (from deps); DURATION seconds of faults, SEED=N replays a schedule.
+## CHAOS_BIN=path runs an already-built binary instead of building the debug one.
+DURATION ?= 600
+CHAOS_BIN ?=
+chaos: $(if $(CHAOS_BIN),deps,build)
+	ROSTER_BIN=$(or $(CHAOS_BIN),$(DEBUG_BIN)) $(PYTHON) scripts/chaos.py --duration $(DURATION) $(if $(SEED),--seed $(SEED))
 
 clean:
 	rm -rf .build .run

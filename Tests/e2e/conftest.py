@@ -420,13 +420,19 @@ class ClusterNode(Node):
 class Cluster:
     """`size` nodes n1..nN on free loopback ports, mutual TLS from one CA, each joining all the others."""
 
-    def __init__(self, tmp_path: Path, tracked: list, size: int = 3, extra_args: list[str] | None = None):
+    def __init__(
+        self, tmp_path: Path, tracked: list, size: int = 3, extra_args: list[str] | None = None,
+        node_class: type[ClusterNode] = ClusterNode, ports: list[int] | None = None,
+    ):
+        """`node_class` and `ports` (3 per node: HTTP, DNS, peer) let a test use its own kind of
+        node or ports it chose itself (the chaos test picks ports outside the ephemeral range)."""
         self.tmp_path = tmp_path
         self.tracked = tracked  # every node made here, for the failure report and for teardown
         self.certs = CertDir(tmp_path / "certs")
-        ports = free_ports(3 * size)
+        ports = list(ports) if ports is not None else free_ports(3 * size)
+        assert len(ports) == 3 * size, f"{len(ports)} ports given for {size} nodes"
         self.nodes: list[ClusterNode] = [
-            self._track(ClusterNode(tmp_path, f"n{i + 1}", self.certs, ports[3 * i:3 * i + 3], extra_args=extra_args))
+            self._track(node_class(tmp_path, f"n{i + 1}", self.certs, ports[3 * i:3 * i + 3], extra_args=extra_args))
             for i in range(size)
         ]
         for n in self.nodes:
