@@ -134,6 +134,12 @@ import Testing
         #expect(settled.owner(of: orphan) != nil)
     }
 
+    @Test func anUnsettledNodeRunsNoChecksNotEvenItsOwn() {
+        let starting = ClusterView(me: "n1", live: ["n1"], down: [], known: 1, settled: false)
+        #expect(starting.owner(of: instance("a", via: "n1")) == "n1")
+        #expect(!starting.owns(instance("a", via: "n1")))
+    }
+
     @Test func selfPreservationStartsBelowHalfAndNeverInATwoNodeCluster() {
         #expect(!ClusterView(me: "n1", live: ["n1"], down: ["n2"], known: 2, settled: true).selfPreserving)
         #expect(!ClusterView(me: "n1", live: ["n1", "n2"], down: ["n3"], known: 3, settled: true).selfPreserving)

@@ -61,6 +61,7 @@ func withAPI<T: Sendable>(
     let clock = ManualClock()
     let registry = try await Registry.open(
         nodeID: TestNode.name, dataDir: dir.path, clock: clock.nodeClock, logger: quietLogger)
+    await registry.updateView(.solo(TestNode.name))
     let api = APIContext(registry: registry, node: TestNode.info)
     let app = Application(router: HTTPAPI.router(api: api, prometheus: prometheus), logger: quietLogger)
     do {

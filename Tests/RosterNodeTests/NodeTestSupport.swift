@@ -42,7 +42,10 @@ func makeInstance(_ id: String, service: String = "web", node: String = "n1", ch
 }
 
 func openRegistry(_ dir: TemporaryDirectory, clock: NodeClock = .system, snapshotThreshold: Int = 64 << 20) async throws -> Registry {
-    try await Registry.open(nodeID: "n1", dataDir: dir.path, clock: clock, logger: quietLogger, snapshotThresholdBytes: snapshotThreshold)
+    let registry = try await Registry.open(
+        nodeID: "n1", dataDir: dir.path, clock: clock, logger: quietLogger, snapshotThresholdBytes: snapshotThreshold)
+    await registry.updateView(.solo("n1"))
+    return registry
 }
 
 /// A value shared with `@Sendable` callbacks in tests.

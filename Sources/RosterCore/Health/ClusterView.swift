@@ -28,8 +28,8 @@ public struct ClusterView: Sendable, Equatable {
     public let down: Set<NodeID>
     /// Members that count towards self-preservation: every known member that has not left.
     public let known: Int
-    /// Whether this node has joined, so that a node it has never heard of is gone rather than
-    /// not yet learnt about.
+    /// Whether this node has joined and caught up (or given up waiting to), so that a node it
+    /// has never heard of is gone rather than not yet learnt about, and its own checks can run.
     public let settled: Bool
 
     public init(me: NodeID, live: Set<NodeID>, down: Set<NodeID>, known: Int, settled: Bool) {
@@ -76,7 +76,10 @@ public struct ClusterView: Sendable, Equatable {
         return Self.rendezvous(instanceID, among: live)
     }
 
-    public func owns(_ instance: ServiceInstance) -> Bool { owner(of: instance) == me }
+    /// Whether this node runs `instance`'s checks now. Nothing runs before the node has settled:
+    /// a restarted owner that probed at once would probe alongside the survivor that took its
+    /// checks over, until that survivor hears it is back.
+    public func owns(_ instance: ServiceInstance) -> Bool { settled && owner(of: instance) == me }
 
     /// Highest random weight: the member with the largest hash of (key, member) wins. Ties,
     /// which need a 64-bit collision, go to the larger name so every node agrees.

@@ -22,6 +22,9 @@ public struct ClusterConfiguration: Sendable {
     public var renewalBatchInterval: Duration = .milliseconds(250)
     /// How often membership's timers are driven.
     public var membershipTick: Duration = .milliseconds(50)
+    /// The longest a starting node waits to join and catch up before it runs health checks
+    /// anyway (its seeds may all be down).
+    public var settleTimeoutMillis: Int64 = 10_000
 
     public init(
         nodeName: NodeID, clusterID: String, advertise: String, bindHost: String, bindPort: Int, seeds: [String],

@@ -57,12 +57,15 @@ extension ClusterNode {
         }
     }
 
-    /// Tells the registry who owns which checks, whenever that may have changed. Unknown
-    /// nodes count as gone only once this node has joined and caught up: before that, it
-    /// simply has not heard of them yet.
+    /// Tells the registry who owns which checks, whenever that may have changed. The view is
+    /// settled once this node has joined and caught up, or has waited `settleTimeout` for that
+    /// (seeds that never answer must not stop a node from checking its own services): before,
+    /// it runs no checks, and unknown nodes are not yet counted as gone.
     func publishView() async {
+        let waited = clock.monotonicMillis() - startedAt >= configuration.settleTimeoutMillis
         let view = ClusterView(
-            me: configuration.nodeName, members: membership.members, settled: membership.hasJoined && caughtUp)
+            me: configuration.nodeName, members: membership.members,
+            settled: (membership.hasJoined && caughtUp) || waited)
         guard view != publishedView else { return }
         publishedView = view
         await registry.updateView(view)

@@ -31,6 +31,8 @@ public actor ClusterNode {
     var firstSyncStarted = false
     /// The cluster view last given to the registry.
     var publishedView: ClusterView?
+    /// When this node was created, on its monotonic clock.
+    let startedAt: Int64
 
     public init(
         configuration: ClusterConfiguration, generation: UInt64, registry: Registry, eventLoopGroup: any EventLoopGroup,
@@ -41,6 +43,7 @@ public actor ClusterNode {
         self.registry = registry
         self.clock = clock
         self.logger = logger
+        startedAt = clock.monotonicMillis()
         let identity = MemberIdentity(name: configuration.nodeName, generation: generation, address: configuration.advertise)
         membership = MembershipInstance(myself: identity, settings: configuration.membership, seed: generation)
         rng = SplitMix64(seed: generation ^ 0x5EED)
