@@ -52,7 +52,7 @@ extension Registry {
             healthMetrics.takeovers.increment(by: count)
         }
         if lost > 0 { logger.notice("handed back the checks of \(lost) instance(s) to their live owners") }
-        checkVersion.increment()
+        ownershipVersion.increment()
     }
 
     /// The HTTP and TCP checks this node runs now.

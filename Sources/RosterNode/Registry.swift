@@ -55,6 +55,9 @@ public actor Registry {
     /// Raised whenever the set of checks this node runs may have changed, so that the health
     /// monitor re-reads it only then.
     public nonisolated let checkVersion = VersionCounter()
+    /// Raised whenever ownership may have moved (a new cluster view): the monitor acts on this
+    /// at once, so a node hands checks back without probing alongside their owner.
+    public nonisolated let ownershipVersion = VersionCounter()
     let healthMetrics = HealthMetrics()
     /// Last heartbeat times renewed locally; overlaid on reads instead of replicated per beat.
     var heartbeats: [String: Timestamp] = [:]

@@ -28,7 +28,7 @@ public actor HealthMonitor {
     var schedule = ProbeSchedule()
     var rng: SplitMix64
     var inFlight = 0
-    var seenVersion: UInt64?
+    var seenVersions: (checks: UInt64, ownership: UInt64)?
     var lastReconcile: Int64?
 
     public init(
@@ -73,12 +73,16 @@ public actor HealthMonitor {
         check.kind == .tcp ? tcp : http
     }
 
+    /// Re-reads the owned checks when ownership moved (at once) or checks changed (at most every
+    /// `minReconcileMillis`, since under a stream of writes the list would otherwise be rebuilt
+    /// on every wake-up).
     private func reconcileIfNeeded() async {
-        let version = registry.checkVersion.value
+        let versions = (checks: registry.checkVersion.value, ownership: registry.ownershipVersion.value)
         let now = clock.monotonicMillis()
-        guard version != seenVersion, now - (lastReconcile ?? now - settings.minReconcileMillis) >= settings.minReconcileMillis
-        else { return }
-        seenVersion = version
+        let throttled = lastReconcile.map { now - $0 < settings.minReconcileMillis } ?? false
+        let ownershipMoved = versions.ownership != seenVersions?.ownership
+        guard ownershipMoved || (versions.checks != seenVersions?.checks && !throttled) else { return }
+        seenVersions = versions
         lastReconcile = now
         let desired = await registry.ownedActiveChecks()
         let (added, removed) = schedule.reconcile(desired, now: clock.monotonicMillis(), using: &rng)
