@@ -1,0 +1,3 @@
+public enum ScaleBenchmark {
+    public static func markdown(sizes: [Int]) -> String { "TODO" }
+}
