@@ -134,6 +134,16 @@ extension Simulation {
         var lost: [String] = []
         for write in history.acked {
             let key = write.record.key
+            // A node left down at the end still holds its acknowledged writes on its disk, but
+            // those it never got out cannot be anywhere else: durability is what to check there.
+            if nodes[write.node] == nil {
+                let durable = disks[write.node].records[key]
+                let order = durable?.clock.compare(to: write.record.clock)
+                if order != .after && order != .equal {
+                    lost.append("acknowledged write of \(key) \(write.record.clock) is not on the disk of \(names[write.node]), which is down")
+                }
+                continue
+            }
             guard let final = reference.state.record(for: key) else {
                 let deleted = history.tombstones[key, default: []].contains {
                     let order = $0.compare(to: write.record.clock)
@@ -163,7 +173,7 @@ extension Simulation {
     func resurrections() -> [String] {
         guard let reference = upIndices.first.flatMap({ nodes[$0] }) else { return [] }
         var found: [String] = []
-        for write in history.acked where write.record.isTombstone {
+        for write in history.acked where write.record.isTombstone && nodes[write.node] != nil {
             guard let final = reference.state.record(for: write.record.key), !final.isTombstone else { continue }
             if final.stamp <= write.record.stamp {
                 found.append(

@@ -36,6 +36,9 @@ public struct SimConfig: Sendable, CustomStringConvertible {
     public var rumorBatchMillis: Int64 = 5
     public var renewalBatchMillis: Int64 = 250
     public var collectionMillis: Int64 = 5_000
+    /// Nodes each node joins through: nil means every other node (as the cluster configs do);
+    /// the scale benchmark joins everyone through the first node, as a large deployment would.
+    public var joinSeeds: Int?
     public var membership = MembershipSettings()
     public var replication = ReplicationSettings()
 

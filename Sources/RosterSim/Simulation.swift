@@ -53,9 +53,9 @@ public final class Simulation {
     var convergedAt: Int64?
     /// Set by the scale benchmark, which runs membership without faults and wants no client.
     var runsWorkload = true
-    /// Observers for the scale benchmark: called with (node, records) whenever a node merges
-    /// records that changed its state.
-    var onApplied: ((Int, [Record]) -> Void)?
+    /// Observer for the scale benchmark: called with (node, records, rumor hops left) whenever
+    /// a node merges records that changed its state; hops are nil for anti-entropy.
+    var onApplied: ((Int, [Record], UInt8?) -> Void)?
 
     public init(config: SimConfig, traceCapacity: Int = 60) {
         self.config = config
@@ -107,7 +107,8 @@ public final class Simulation {
         var node = SimNode(
             index: i, name: names[i], address: address(i), generation: generations[i], clock: clocks[i], disk: disks[i],
             membershipSettings: config.membership, replicationSettings: config.replication, seed: nodeSeeds.next(), now: now)
-        let seeds = names.indices.filter { $0 != i }.map(address)
+        let others = names.indices.filter { $0 != i }
+        let seeds = others.prefix(config.joinSeeds ?? others.count).map(address)
         let directives = node.membership.join(seeds: seeds, now: clocks[i].monotonic(now))
         nodes[i] = node
         let g = generations[i]
@@ -312,7 +313,7 @@ public final class Simulation {
                 }
                 nodes[i] = node
                 if startFlush { scheduleFsync(i) }
-                if !changed.isEmpty { onApplied?(i, changed) }
+                if !changed.isEmpty { onApplied?(i, changed, hops) }
                 perform(forwards, at: i)
             }
         }

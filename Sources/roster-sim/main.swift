@@ -43,7 +43,8 @@ if let text = value("--seed") {
     print(summary.markdown)
     exit(summary.failedSeeds.isEmpty ? 0 : 1)
 } else if arguments.contains("--scale") {
-    let table = ScaleBenchmark.markdown(sizes: [5, 50, 200, 1000])
+    let sizes = value("--sizes").map { $0.split(separator: ",").compactMap { Int($0) } } ?? [5, 50, 200, 1000]
+    let table = ScaleBenchmark.markdown(sizes: sizes) { row in print("… \(row.nodes) nodes measured") }
     if let out = value("--out") {
         guard let file = fopen(out, "w") else { fail("cannot write \(out)") }
         fputs(table, file)
