@@ -145,12 +145,12 @@ extension Simulation {
                 continue
             }
             guard let final = reference.state.record(for: key) else {
-                let deleted = history.tombstones[key, default: []].contains {
+                let deleted = (history.tombstones[key, default: []] + history.collected[key, default: []]).contains {
                     let order = $0.compare(to: write.record.clock)
                     return order == .after || order == .equal
                 }
                 if !deleted {
-                    lost.append("acknowledged write of \(key) \(write.record.clock) at \(names[write.node]) t=\(write.at) is gone, and no deletion followed it")
+                    lost.append("acknowledged write of \(key) \(write.record.clock) at \(names[write.node]) t=\(write.at) is gone, and no deletion followed or beat it")
                 }
                 continue
             }

@@ -223,18 +223,19 @@ struct SimNode {
     // MARK: - Registry+Tombstones
 
     /// `Registry.collectTombstones(grace:)`.
-    mutating func collectTombstones(graceMillis: Int64, disk: inout SimDisk, now: Int64) -> Int {
+    mutating func collectTombstones(graceMillis: Int64, disk: inout SimDisk, now: Int64) -> [Record] {
         let mono = clock.monotonic(now)
         forgotten = forgotten.filter { $0.value.until > mono }
         let due = Set(tombstoneSeen.filter { mono - $0.value >= graceMillis }.map(\.key))
-        guard !due.isEmpty else { return 0 }
+        guard !due.isEmpty else { return [] }
+        let doomed = due.sorted().compactMap { key in state.record(for: key).flatMap { $0.isTombstone ? $0 : nil } }
         for key in due {
             if let hash = state.recordHash(for: key) { forgotten[key] = (hash, mono + graceMillis) }
             tombstoneSeen[key] = nil
         }
-        let collected = state.collectTombstones { due.contains($0.key) }
+        _ = state.collectTombstones { due.contains($0.key) }
         saveMarks(disk: &disk, now: now)
-        return collected
+        return doomed
     }
 
     /// `Registry.wasCollected`.
@@ -243,10 +244,14 @@ struct SimNode {
         return entry.hash == StateDigest.hash(of: record)
     }
 
-    /// `Registry.trackTombstone`.
+    /// `Registry.trackTombstone`, as fixed for seed 125: the grace period runs from when this
+    /// node first held *this version* of the tombstone. Keeping the first tombstone's time when
+    /// a newer tombstone replaced it collected the newer one early, and its fresh stamp became
+    /// a collection horizon that reset nodes away for far less than the grace period, dropping
+    /// writes they had acknowledged and not yet spread.
     mutating func trackTombstone(_ record: Record, now mono: Int64) {
         if record.isTombstone {
-            if tombstoneSeen[record.key] == nil { tombstoneSeen[record.key] = mono }
+            tombstoneSeen[record.key] = mono
         } else {
             tombstoneSeen[record.key] = nil
         }

@@ -13,6 +13,9 @@ struct History {
     /// Every tombstone any node committed, acknowledged or not: a key that is gone at the end
     /// is fine only if some deletion causally followed each acknowledged write of it.
     var tombstones: [String: [VectorClock]] = [:]
+    /// The clock of every tombstone a node collected: a concurrent deletion that won its
+    /// conflict leaves a tombstone whose merged clock covers the write it beat.
+    var collected: [String: [VectorClock]] = [:]
     var operations = 0
     var refused = 0
 }

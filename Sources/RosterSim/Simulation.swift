@@ -188,7 +188,8 @@ public final class Simulation {
             queue.schedule(.collectTombstones(node: i, generation: g), at: now + config.collectionMillis)
             let collected = node.collectTombstones(graceMillis: config.tombstoneGraceMillis, disk: &disks[i], now: now)
             nodes[i] = node
-            if collected > 0 { trace.add(now, "\(names[i]) collects \(collected) tombstones") }
+            for record in collected { history.collected[record.key, default: []].append(record.clock) }
+            if !collected.isEmpty { trace.add(now, "\(names[i]) collects \(collected.count) tombstones") }
         case .clientOperation:
             clientOperation()
         case .fault:
