@@ -18,6 +18,10 @@ struct RegressionSeedTests {
             // 125: a newer tombstone kept its predecessor's grace clock, was collected early, and
             // its fresh horizon reset a node away 8 s, dropping acknowledged writes (Registry+Tombstones).
             125,
+            // 1008: a write lost before its fsync had been rumored; after the restart its vector
+            // clock counter was issued again, and a peer's write on top of the lost one dominated
+            // an acknowledged deregistration (SimNode.writerID; Registry.commitLocal to follow).
+            1008,
         ] as [UInt64])
     func regressionSeed(seed: UInt64) {
         let result = Simulation.run(seed: seed)
