@@ -22,7 +22,7 @@ RUN_DIR ?= .run/dev-single
 RUN_HTTP = $(shell sed -n 's/^http: *\([^ #]*\).*/\1/p' $(RUN_CONFIG))
 RUN_DNS = $(shell sed -n 's/^dns: *\([^ #]*\).*/\1/p' $(RUN_CONFIG))
 
-.PHONY: all deps build release test unit e2e certs run run5 run-single docker-build docker-up bench bench-single bench-cluster bench-discovery bench-health chaos clean
+.PHONY: all deps build release test unit e2e certs run run5 run-single docker-build docker-up bench bench-single bench-cluster bench-discovery bench-health bench-sim chaos sim clean
 
 all: build
 
@@ -126,6 +126,20 @@ DURATION ?= 600
 CHAOS_BIN ?=
 chaos: $(if $(CHAOS_BIN),deps,build)
 	ROSTER_BIN=$(or $(CHAOS_BIN),$(DEBUG_BIN)) $(PYTHON) scripts/chaos.py --duration $(DURATION) $(if $(SEED),--seed $(SEED))
+
+## sim: the deterministic cluster simulator. `make sim SEED=N` replays one seed with its trace;
+## `make sim SEEDS=10000 [START=1]` sweeps seeds START.. (release build). bench-sim: the scale table.
+SEEDS ?= 200
+START ?= 1
+sim:
+	$(SWIFT) build -c release --product roster-sim
+	@if [ -n "$(SEED)" ]; then .build/release/roster-sim --seed $(SEED); \
+	 else .build/release/roster-sim --seeds $(SEEDS) --start $(START); fi
+
+bench-sim:
+	@mkdir -p .run
+	$(SWIFT) build -c release --product roster-sim
+	.build/release/roster-sim --scale --out .run/bench-sim.md
 
 clean:
 	rm -rf .build .run

@@ -5,7 +5,8 @@ let package = Package(
     name: "roster",
     platforms: [.macOS(.v14)],
     products: [
-        .executable(name: "roster", targets: ["roster"])
+        .executable(name: "roster", targets: ["roster"]),
+        .executable(name: "roster-sim", targets: ["roster-sim"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -101,6 +102,10 @@ let package = Package(
             ]
         ),
         .testTarget(name: "RosterCoreTests", dependencies: ["RosterCore"]),
+        // The deterministic cluster simulator: many cores, one virtual clock, injected faults.
+        .target(name: "RosterSim", dependencies: ["RosterCore"]),
+        .executableTarget(name: "roster-sim", dependencies: ["RosterSim"]),
+        .testTarget(name: "RosterSimTests", dependencies: ["RosterSim", "RosterCore"]),
         .testTarget(
             name: "RosterWireTests",
             dependencies: [

@@ -39,10 +39,14 @@ extension Registry {
         return entry.hash == StateDigest.hash(of: record)
     }
 
-    /// Notes when a key became a tombstone here (or stopped being one).
+    /// Notes when this version of a key's tombstone arrived here (or that it stopped being one).
+    /// Callers pass only records that changed the state, so a newer tombstone replacing an
+    /// older one restarts the grace period: collecting it early would make its fresh stamp the
+    /// collection horizon, and peers away for far less than the grace period would reset
+    /// (found by the simulator, seed 125).
     func trackTombstone(_ record: Record, now: Int64) {
         if record.isTombstone {
-            if tombstoneSeen[record.key] == nil { tombstoneSeen[record.key] = now }
+            tombstoneSeen[record.key] = now
         } else {
             tombstoneSeen[record.key] = nil
         }

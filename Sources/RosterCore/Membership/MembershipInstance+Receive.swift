@@ -22,6 +22,14 @@ extension MembershipInstance {
             let ack = MembershipMessage.ack(
                 sequence: sequence, from: me.identity, incarnation: me.incarnation, gossip: outgoingGossip(to: address))
             directives.append(.send(ack, to: address))
+            // A ping names no sender. If we hold no live record for this address, the sender
+            // believes we know it while we do not (we restarted, or declared it failed, while
+            // its own news about itself had stopped spreading): nothing would ever tell us.
+            // Ping it back: its ack carries its identity, and our gossip of it as failed, first
+            // in the message, makes it refute.
+            if record(atAddress: address)?.member.isLive != true {
+                directives.append(.send(.ping(sequence: nextSequence(), gossip: outgoingGossip(to: address)), to: address))
+            }
 
         case .ack(let sequence, let from, let incarnation, let news):
             apply(news, now: now, &directives)
