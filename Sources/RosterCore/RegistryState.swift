@@ -48,9 +48,10 @@ public struct RegistryState: Sendable {
 
     /// The next version of `key` written at `node`: it causally follows what this state holds.
     public func nextRecord(
-        key: String, serviceName: String, instance: ServiceInstance?, node: NodeID, stamp: HLCTimestamp
+        key: String, serviceName: String, instance: ServiceInstance?, node: NodeID, stamp: HLCTimestamp,
+        counterFloor: UInt64 = 0
     ) -> Record {
-        let clock = (records[key]?.clock ?? VectorClock()).incremented(at: node)
+        let clock = (records[key]?.clock ?? VectorClock()).incremented(at: node, atLeast: counterFloor)
         return Record(key: key, serviceName: serviceName, instance: instance, clock: clock, stamp: stamp, origin: node)
     }
 

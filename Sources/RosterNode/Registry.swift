@@ -79,8 +79,14 @@ public actor Registry {
     var onRenewal: (@Sendable (LeaseRenewal) -> Void)?
     /// Log bytes after which a snapshot is taken and older segments are dropped.
     let snapshotThresholdBytes: Int
+    /// The least vector-clock counter this life of the node issues (see `VectorClock.counterFloor`).
+    let counterFloor: UInt64
 
-    init(nodeID: NodeID, dataDir: String, wal: WriteAheadLog, clock: NodeClock, logger: Logger, snapshotThresholdBytes: Int) {
+    init(
+        nodeID: NodeID, dataDir: String, wal: WriteAheadLog, clock: NodeClock, logger: Logger, snapshotThresholdBytes: Int,
+        generation: UInt64
+    ) {
+        self.counterFloor = VectorClock.counterFloor(generation: generation)
         self.nodeID = nodeID
         self.dataDir = dataDir
         self.wal = wal
@@ -92,9 +98,9 @@ public actor Registry {
     }
 
     /// Opens the registry in `dataDir`: loads the snapshot, replays the log, cuts off a torn
-    /// tail, then starts a fresh log segment.
+    /// tail, then starts a fresh log segment. `generation` is this start's (`NodeGeneration`).
     public static func open(
-        nodeID: NodeID, dataDir: String, clock: NodeClock = .system, logger: Logger,
+        nodeID: NodeID, dataDir: String, generation: UInt64 = 0, clock: NodeClock = .system, logger: Logger,
         snapshotThresholdBytes: Int = 64 << 20
     ) async throws -> Registry {
         let recovered = try Recovery.load(dataDir: dataDir)
@@ -104,7 +110,7 @@ public actor Registry {
         let wal = try WriteAheadLog(directory: "\(dataDir)/wal", lastSegment: recovered.lastSegment)
         let registry = Registry(
             nodeID: nodeID, dataDir: dataDir, wal: wal, clock: clock, logger: logger,
-            snapshotThresholdBytes: snapshotThresholdBytes)
+            snapshotThresholdBytes: snapshotThresholdBytes, generation: generation)
         await registry.restore(recovered)
         return registry
     }
@@ -150,7 +156,8 @@ public actor Registry {
     /// Writes a new version of `key` made at this node. Returns the log sequence to wait on.
     func commitLocal(key: String, serviceName: String, instance: ServiceInstance?) -> (index: UInt64, seq: UInt64) {
         let stamp = hlc.tick(physicalMillis: clock.wallMillis())
-        let record = state.nextRecord(key: key, serviceName: serviceName, instance: instance, node: nodeID, stamp: stamp)
+        let record = state.nextRecord(
+            key: key, serviceName: serviceName, instance: instance, node: nodeID, stamp: stamp, counterFloor: counterFloor)
         // A record that causally follows what we hold always changes the state.
         let change = state.apply(record)!
         let index = noteApplied(change)

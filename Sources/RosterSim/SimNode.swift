@@ -123,13 +123,12 @@ struct SimNode {
 
     // MARK: - Registry.commitLocal
 
-    /// The vector clock entry this life of the node writes under: one per generation, as fixed
-    /// for seed 1008. Under the bare node name, a write lost in a crash before its fsync (but
-    /// already rumored) left its counter to be issued again after the restart, to a different
-    /// version: a peer's later write on top of the lost one then dominated an acknowledged
-    /// deregistration made after the restart, and the instance came back. A fresh entry per
-    /// life can never collide with a counter an earlier life issued and lost.
-    var writerID: NodeID { "\(name)#\(generation)" }
+    /// The least counter this life of the node issues, as `Registry` does (fixed for seed 1008).
+    /// Without it, a write lost in a crash before its fsync (but already rumored) left its
+    /// counter to be issued again after the restart, to a different version: a peer's later
+    /// write on top of the lost one then dominated an acknowledged deregistration made after
+    /// the restart, and the instance came back.
+    var counterFloor: UInt64 { VectorClock.counterFloor(generation: generation) }
 
     /// Writes a new version of `key` here. Returns the record and the log sequence to wait on,
     /// and whether the log must start a flush.
@@ -137,7 +136,8 @@ struct SimNode {
         -> (record: Record, seq: UInt64, startFlush: Bool)
     {
         let stamp = hlc.tick(physicalMillis: clock.wall(now))
-        let record = state.nextRecord(key: key, serviceName: serviceName, instance: instance, node: writerID, stamp: stamp)
+        let record = state.nextRecord(
+            key: key, serviceName: serviceName, instance: instance, node: name, stamp: stamp, counterFloor: counterFloor)
         guard let change = state.apply(record) else {
             preconditionFailure("a record that causally follows what is held must change the state")
         }

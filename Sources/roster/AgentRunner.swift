@@ -32,15 +32,19 @@ struct AgentRunner {
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: prometheus))
 
         let registry: Registry
+        let generation: UInt64
         do {
-            registry = try await Registry.open(nodeID: config.nodeName, dataDir: config.dataDir, logger: logger)
+            try FileManager.default.createDirectory(atPath: config.dataDir, withIntermediateDirectories: true)
+            generation = try NodeGeneration.next(dataDir: config.dataDir, wallMillis: NodeClock.system.wallMillis())
+            registry = try await Registry.open(
+                nodeID: config.nodeName, dataDir: config.dataDir, generation: generation, logger: logger)
         } catch {
             logger.critical("cannot open the data directory \(config.dataDir): \(error)")
             throw ExitCode.failure
         }
         let cluster: ClusterNode
         do {
-            cluster = try makeCluster(registry: registry, logger: logger)
+            cluster = try makeCluster(registry: registry, generation: generation, logger: logger)
         } catch {
             logger.critical("cannot set up the cluster: \(error)")
             throw ExitCode.failure
@@ -109,7 +113,7 @@ struct AgentRunner {
         logger.notice("node stopped cleanly")
     }
 
-    private func makeCluster(registry: Registry, logger: Logger) throws -> ClusterNode {
+    private func makeCluster(registry: Registry, generation: UInt64, logger: Logger) throws -> ClusterNode {
         let security: PeerTransportSecurity
         if let ca = config.tlsCA, let cert = config.tlsCert, let key = config.tlsKey {
             let material = try PeerTLSMaterial.load(caPath: ca, certPath: cert, keyPath: key)
@@ -118,7 +122,6 @@ struct AgentRunner {
             logger.warning("peer traffic is PLAINTEXT (--insecure-plaintext): anyone who can reach the cluster port can join")
             security = .insecurePlaintext
         }
-        let generation = try NodeGeneration.next(dataDir: config.dataDir, wallMillis: NodeClock.system.wallMillis())
         let configuration = ClusterConfiguration(
             nodeName: config.nodeName, clusterID: config.clusterID, advertise: config.advertise.description,
             bindHost: config.bind.host, bindPort: config.bind.port, seeds: config.join, security: security)

@@ -68,3 +68,20 @@ import Testing
         #expect(clock.tick(physicalMillis: 101) > remote)
     }
 }
+
+@Suite struct CounterFloorTests {
+    @Test func aLaterLifeOfANodeIssuesCountersAboveAnythingAnEarlierLifeCouldHave() {
+        let earlier = VectorClock().incremented(at: "n1", atLeast: VectorClock.counterFloor(generation: 1_700_000_000_000))
+        var lost = earlier
+        for _ in 0..<1_000 { lost = lost.incremented(at: "n1") }
+        // After a crash that lost `lost`, the next life starts again from `earlier`.
+        let afterRestart = earlier.incremented(at: "n1", atLeast: VectorClock.counterFloor(generation: 1_700_000_000_001))
+        #expect(afterRestart["n1"] > lost["n1"])
+        #expect(afterRestart.compare(to: lost) == .after)
+    }
+
+    @Test func theFloorNeverLowersACounter() {
+        let high = VectorClock(["n1": 5 << 40])
+        #expect(high.incremented(at: "n1", atLeast: 7)["n1"] == (5 << 40) + 1)
+    }
+}

@@ -20,7 +20,7 @@ struct RegressionSeedTests {
             125,
             // 1008: a write lost before its fsync had been rumored; after the restart its vector
             // clock counter was issued again, and a peer's write on top of the lost one dominated
-            // an acknowledged deregistration (SimNode.writerID; Registry.commitLocal to follow).
+            // an acknowledged deregistration (fixed by `VectorClock.counterFloor`, in `SimNode` and `Registry` alike).
             1008,
         ] as [UInt64])
     func regressionSeed(seed: UInt64) {
