@@ -77,6 +77,16 @@ def rss_breakdown(pid):
     return out.get("VmRSS"), out.get("RssAnon"), out.get("RssFile")
 
 
+def cpu_seconds(pid):
+    """utime + stime of a process, in seconds."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def stop_process(proc, name, timeout):
     """SIGTERM, then SIGKILL after `timeout`. Returns the exit code, or None if it had to be killed."""
     if proc is None:
