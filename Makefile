@@ -13,6 +13,7 @@ DEBUG_BIN := .build/debug/roster
 RELEASE_BIN := .build/release/roster
 
 APT_PACKAGES := liblz4-dev wrk bind9-dnsutils dnsperf iptables
+BENCH_APT_PACKAGES := wrk etcd-server etcd-client
 PY_IMPORTS := consul, pytest, requests, dns.resolver
 PY_PACKAGES := py-consul==1.8.0 pytest requests dnspython
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -22,24 +23,33 @@ RUN_DIR ?= .run/dev-single
 RUN_HTTP = $(shell sed -n 's/^http: *\([^ #]*\).*/\1/p' $(RUN_CONFIG))
 RUN_DNS = $(shell sed -n 's/^dns: *\([^ #]*\).*/\1/p' $(RUN_CONFIG))
 
-.PHONY: all deps build release test unit e2e certs run run5 run-single docker-build docker-up bench bench-single bench-cluster bench-discovery bench-health bench-sim chaos sim clean
+.PHONY: all deps build release test unit e2e certs run run5 run-single docker-build docker-up bench bench-deps bench-single bench-cluster bench-discovery bench-etcd bench-health bench-sim chaos sim clean
 
 all: build
 
 ## deps: install only what is missing (Debian packages, then Python test packages)
 deps:
-	@missing=""; \
-	for p in $(APT_PACKAGES); do dpkg -s "$$p" >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-		echo "deps: installing$$missing"; \
-		$(SUDO) apt-get update -qq; \
-		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
-	fi
+	$(call apt_install_missing,$(APT_PACKAGES))
 	@if ! $(PYTHON) -c 'import $(PY_IMPORTS)' 2>/dev/null; then \
 		echo "deps: installing $(PY_PACKAGES)"; \
 		$(PYTHON) -m pip install -q $(PY_PACKAGES) \
 			|| $(PYTHON) -m pip install -q --break-system-packages $(PY_PACKAGES); \
 	fi
+
+## bench-deps: what the benchmarks run besides Roster: wrk, and etcd for the side-by-side section
+bench-deps:
+	$(call apt_install_missing,$(BENCH_APT_PACKAGES))
+
+# apt_install_missing: installs those of the Debian packages $(1) that are not installed yet.
+define apt_install_missing
+	@missing=""; \
+	for p in $(1); do dpkg -s "$$p" >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "deps: installing$$missing"; \
+		$(SUDO) apt-get update -qq; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+endef
 
 ## build: debug build of everything, .build/debug/roster
 build: deps
@@ -92,20 +102,23 @@ docker-build:
 docker-up:
 	docker compose -f docker/docker-compose.yml up --build
 
-## bench: release build, then every benchmark section; writes BENCHMARKS.md (about 8 minutes)
-bench: release
+## bench: release build, then every benchmark section; writes BENCHMARKS.md (about 12 minutes).
+## The simulator's section is included when this Makefile has a bench-sim target (it writes .run/bench-sim.md).
+HAS_BENCH_SIM := $(shell grep -q '^bench-sim:' $(firstword $(MAKEFILE_LIST)) && echo yes)
+
+bench: release bench-deps
 	@mkdir -p .run
-	$(MAKE) --no-print-directory bench-single bench-cluster bench-discovery BENCH_BIN=$(RELEASE_BIN)
-	@{ echo "# Benchmarks"; echo; \
-	   echo "Written by \`make bench\` on $$(date -u '+%Y-%m-%d %H:%M UTC'), commit \`$$(git rev-parse --short HEAD)\`, on a machine with $$(nproc) cores."; \
-	   echo "Each section can be run alone: \`make bench-single\`, \`make bench-cluster\`, \`make bench-discovery\`."; \
-	   echo "Load generators and nodes share the same cores, so every figure is a floor, not what a node gets on a machine of its own."; echo; \
-	   sed '1{/^# /d}' .run/bench-single.md; echo; cat .run/bench-cluster.md; echo; cat .run/bench-discovery.md; } > BENCHMARKS.md
-	@echo "bench: wrote BENCHMARKS.md"
+	$(MAKE) --no-print-directory bench-etcd bench-single bench-cluster bench-discovery bench-health BENCH_BIN=$(RELEASE_BIN)
+	$(if $(HAS_BENCH_SIM),$(MAKE) --no-print-directory bench-sim)
+	scripts/bench-assemble.sh BENCHMARKS.md $(if $(HAS_BENCH_SIM),.run/bench-sim.md)
 
 BENCH_BIN ?= $(RELEASE_BIN)
 
-## bench-single / bench-cluster / bench-discovery: one section of BENCHMARKS.md each, into .run/
+## bench-etcd / bench-single / bench-cluster / bench-discovery: one section of BENCHMARKS.md each, into .run/.
+## bench-etcd: Roster and etcd as 3-node clusters side by side (installs etcd if missing; about 3 minutes)
+bench-etcd: bench-deps
+	$(PYTHON) bench/etcd_bench.py --bin $(BENCH_BIN) --out .run/bench-etcd.md
+
 bench-single:
 	ROSTER_BIN=$(BENCH_BIN) BENCH_OUT=.run/bench-single.md scripts/bench.sh
 

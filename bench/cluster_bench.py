@@ -30,7 +30,7 @@ import tempfile
 import threading
 import time
 
-from benchlib import free_ports, log, pct, rss_kib, stop_process, verdict  # noqa: E402
+from benchlib import die_with_parent, free_ports, log, pct, rss_kib, run_threads, stop_process, verdict  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SECTIONS = ["propagation", "idle", "bootstrap", "failure"]
@@ -137,16 +137,6 @@ def gossip_bytes(hostport):
 ALL_PROCS = []  # every Popen we started, so that atexit/signals can stop them by PID
 
 
-def _die_with_parent():
-    """Runs in the child before exec: SIGKILL this node if the harness dies without cleaning up
-    (e.g. it is itself SIGKILLed), so no node outlives the benchmark."""
-    try:
-        import ctypes
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
-
-
 class Node:
     def __init__(self, cluster, name, ports):
         self.cluster, self.name = cluster, name
@@ -183,7 +173,7 @@ class Node:
         self.started_at = time.monotonic()
         self.killed = False
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
-                                     start_new_session=True, preexec_fn=_die_with_parent)
+                                     start_new_session=True, preexec_fn=die_with_parent)
         logf.close()
         ALL_PROCS.append(self.proc)
         return self.started_at
@@ -383,13 +373,7 @@ def register_many(hostport, count, prefix, threads=16, timeout=600.0, kind="mini
         finally:
             h.close()
 
-    t0 = time.monotonic()
-    ts = [threading.Thread(target=worker, daemon=True) for _ in range(threads)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join(max(0.1, deadline - time.monotonic() + 5))
-    elapsed = time.monotonic() - t0
+    elapsed = run_threads(worker, threads, deadline)
     if next_i[0] < count:
         errors[0] += count - next_i[0]
         first_error[0] = first_error[0] or f"only {next_i[0]} of {count} sent within {timeout:.0f} s"

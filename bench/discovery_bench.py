@@ -47,7 +47,7 @@ import tempfile
 import threading
 import time
 
-from benchlib import free_ports, log, pct, rss_kib, stop_process, verdict  # noqa: E402
+from benchlib import cpu_seconds, free_ports, log, pct, rss_kib, stop_process, verdict  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SECTIONS = ["dns", "blocking", "sse"]
@@ -79,16 +79,6 @@ def threads_of(pid):
     except OSError:
         pass
     return None
-
-
-def cpu_seconds(pid):
-    """utime + stime of a process, in seconds."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return None
 
 
 class Http:

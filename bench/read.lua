@@ -1,29 +1,16 @@
--- wrk script: Consul health reads of one service, as a client-side load balancer polls it.
--- Usage: wrk -t2 -c64 -d10s --latency -s bench/read.lua http://HOST:PORT/v1/health/service/web
--- Non-200 answers are counted, so a failing endpoint cannot pass for a fast one.
+-- wrk script: discovery reads of one service, as a client-side load balancer polls it.
+--   Roster:  wrk -t2 -c64 -d10s --latency -s bench/read.lua http://HOST:PORT/v1/health/service/web
+--   etcd:    wrk -t2 -c64 -d10s --latency -s bench/read.lua http://HOST:PORT/v3/kv/range -- POST 'JSON'
+-- (for etcd the JSON is a serializable range over the service's key prefix). Non-200 answers are
+-- counted (bench/wrklib.lua), so a failing endpoint cannot pass for a fast one.
 
-local threads = {}
-
-function setup(thread)
-  table.insert(threads, thread)
-end
+dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "wrklib.lua")
 
 function init(args)
-  failures = 0
-  wrk.method = "GET"
+  wrk.method = args[1] or "GET"
+  wrk.body = args[2]
   wrk.headers["Accept"] = "application/json"
-end
-
-function response(status, headers, body)
-  if status ~= 200 then
-    failures = failures + 1
+  if wrk.body then
+    wrk.headers["Content-Type"] = "application/json"
   end
-end
-
-function done(summary, latency, requests)
-  local total = 0
-  for _, t in ipairs(threads) do
-    total = total + (t:get("failures") or 0)
-  end
-  io.write(string.format("non-200 answers: %d\n", total))
 end

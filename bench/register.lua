@@ -1,41 +1,33 @@
--- wrk script: Consul-style registrations, each with a service ID no other request uses.
--- Usage: wrk -t2 -c64 -d10s --latency -s bench/register.lua http://HOST:PORT/v1/agent/service/register
--- IDs are "bench-<thread>-<n>", spread over 50 service names; non-200 answers are counted.
+-- wrk script: registrations, each with an ID no other request uses, spread over 50 service names.
+--   Roster (Consul API):  wrk -t2 -c64 -d10s --latency -s bench/register.lua http://HOST:PORT/v1/agent/service/register
+--   etcd (JSON gateway):  wrk -t2 -c64 -d10s --latency -s bench/register.lua http://HOST:PORT/v3/kv/put -- etcd LEASE_FILE
+-- IDs are "bench-<thread>-<n>". Both systems get the same service body: Roster as the request
+-- body; etcd as the value of the key /services/bench-<k>/<ID> (base64, as the gateway wants for
+-- bytes), attached to the leases of LEASE_FILE (one lease ID a line) in turn. Non-200 answers are
+-- counted (bench/wrklib.lua).
 
-local threads = {}
-local next_thread = 1
-
-function setup(thread)
-  thread:set("tid", next_thread)
-  next_thread = next_thread + 1
-  table.insert(threads, thread)
-end
+dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "wrklib.lua")
 
 function init(args)
   n = 0
-  failures = 0
-  wrk.method = "PUT"
+  etcd = args[1] == "etcd"
+  if etcd then
+    leases = read_lines(args[2])
+    assert(#leases > 0, "no lease IDs in " .. args[2])
+  end
+  wrk.method = etcd and "POST" or "PUT"
   wrk.headers["Content-Type"] = "application/json"
 end
 
 function request()
   n = n + 1
+  local name, id = string.format("bench-%d", n % 50), string.format("bench-%d-%d", tid, n)
   local body = string.format(
-    '{"Name":"bench-%d","ID":"bench-%d-%d","Address":"127.0.0.1","Port":%d,"Tags":["bench","t%d"],"Meta":{"run":"wrk"}}',
-    n % 50, tid, n, 10000 + n % 50000, tid)
-  return wrk.format("PUT", nil, nil, body)
-end
-
-function response(status, headers, body)
-  if status ~= 200 then
-    failures = failures + 1
+    '{"Name":"%s","ID":"%s","Address":"127.0.0.1","Port":%d,"Tags":["bench","t%d"],"Meta":{"run":"wrk"}}',
+    name, id, 10000 + n % 50000, tid)
+  if etcd then
+    body = string.format('{"key":"%s","value":"%s","lease":"%s"}',
+      base64("/services/" .. name .. "/" .. id), base64(body), leases[n % #leases + 1])
   end
-end
-
-function done(summary, latency, requests)
-  local total = 0
-  for _, t in ipairs(threads) do
-    total = total + (t:get("failures") or 0)
-  end
-  io.write(string.format("non-200 answers: %d\n", total))
+  return wrk.format(nil, nil, nil, body)
 end

@@ -90,27 +90,7 @@ echo "bench: node $node_pid ready on $base (data in $work/data)"
 
 # MARK: - fsync latency of this disk
 
-fsync_stats=$(python3 - "$work/fsync.probe" "$FSYNC_SAMPLES" <<'EOF'
-import os, statistics, sys, time
-path, samples = sys.argv[1], int(sys.argv[2])
-fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-block = b"\0" * 4096
-lat = []
-deadline = time.monotonic() + 15
-for _ in range(samples):
-    t = time.perf_counter()
-    os.write(fd, block)
-    os.fsync(fd)
-    lat.append((time.perf_counter() - t) * 1000)
-    if time.monotonic() > deadline:
-        break
-os.close(fd)
-os.unlink(path)
-lat.sort()
-q = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))]
-print(f"{len(lat)} {q(0.5):.3f} {q(0.99):.3f} {statistics.mean(lat):.3f}")
-EOF
-)
+fsync_stats=$(python3 bench/benchlib.py fsync "$work/fsync.probe" "$FSYNC_SAMPLES")
 read -r fsync_n fsync_p50 fsync_p99 fsync_mean <<<"$fsync_stats"
 fs_type=$(stat -f -c %T "$work")
 echo "bench: fsync of a 4 KiB append: p50 ${fsync_p50} ms, p99 ${fsync_p99} ms ($fsync_n samples, $fs_type)"
@@ -236,7 +216,7 @@ wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency -s bench/read.lua http://127
 \`\`\`
 
 fsync latency: $FSYNC_SAMPLES times, \`os.write\` of 4 KiB then \`os.fsync\` on one file in the data dir's
-filesystem (the Python loop in \`scripts/bench.sh\`); \`dd if=/dev/zero of=FILE bs=4k count=1000 oflag=dsync\`
+filesystem (\`python3 bench/benchlib.py fsync FILE\`); \`dd if=/dev/zero of=FILE bs=4k count=1000 oflag=dsync\`
 gives the same order of figure.
 EOF
 echo "bench: wrote $OUT"
