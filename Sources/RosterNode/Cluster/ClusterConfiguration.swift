@@ -14,9 +14,6 @@ public struct ClusterConfiguration: Sendable {
     public var replication = ReplicationSettings()
     /// How often a random peer's digest is compared with ours.
     public var antiEntropyInterval: Duration = .seconds(1)
-    /// Local writes are gathered this long before one rumor carries them all, so a burst of
-    /// writes costs a few messages rather than one per write per peer.
-    public var rumorBatchInterval: Duration = .milliseconds(5)
     /// How often heartbeats and TTL renewals heard here go out, as one batch per peer. Well
     /// under the shortest TTL (1 s), so a renewal at any node reaches the owner in time.
     public var renewalBatchInterval: Duration = .milliseconds(250)

@@ -65,8 +65,22 @@ final class RenewalOutbox: @unchecked Sendable {
 final class RumorOutbox: @unchecked Sendable {
     private let lock = NSLock()
     private var records: [Record] = []
+    private let readyContinuation: AsyncStream<Void>.Continuation
+    /// Yields when records arrive in an empty outbox. Signals coalesce: records added while a
+    /// flush is under way ride in the next one, so batches form only while sending is busy.
+    let ready: AsyncStream<Void>
 
-    func add(_ new: [Record]) { lock.withLock { records.append(contentsOf: new) } }
+    init() {
+        (ready, readyContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    func add(_ new: [Record]) {
+        let wasEmpty = lock.withLock {
+            defer { records.append(contentsOf: new) }
+            return records.isEmpty
+        }
+        if wasEmpty && !new.isEmpty { readyContinuation.yield() }
+    }
 
     func drain() -> [Record] {
         lock.withLock {

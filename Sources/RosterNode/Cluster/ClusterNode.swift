@@ -82,7 +82,11 @@ public actor ClusterNode {
             }
             group.addTask { await self.every(self.configuration.membershipTick) { await $0.tickMembership() } }
             group.addTask { await self.every(self.configuration.antiEntropyInterval) { await $0.antiEntropy() } }
-            group.addTask { await self.every(self.configuration.rumorBatchInterval) { await $0.flushRumors() } }
+            // Rumors leave as soon as a write lands; writes that land while a rumor is being sent
+            // go out together in the next one.
+            group.addTask {
+                for await _ in self.outbox.ready { await self.flushRumors() }
+            }
             group.addTask { await self.every(self.configuration.renewalBatchInterval) { await $0.flushRenewals() } }
             // Children are cancelled with this task; iterating the inbox ends on cancellation too.
             await group.waitForAll()
