@@ -5,7 +5,7 @@
 #
 # Sections, in this order: .run/bench-etcd.md (Roster and etcd side by side), .run/bench-single.md,
 # .run/bench-cluster.md, .run/bench-discovery.md, .run/bench-health.md, and the simulator's table from SIM_FILE if given
-# (`make bench` passes .run/bench-sim.md when the Makefile has a bench-sim target), else a placeholder.
+# (`make bench` passes the committed bench/sim-scale.md, which `make bench-sim` regenerates), else a placeholder.
 # A missing section file is an error, so a failed section cannot leave stale figures behind.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,7 +31,7 @@ sim_section() {
   echo "# Benchmarks"
   echo
   echo "Written by \`make bench\` on $(date -u '+%Y-%m-%d %H:%M UTC'), commit \`$(git rev-parse --short HEAD)\`, on a machine with $(nproc) cores."
-  echo "Each section can be run alone: \`make bench-etcd\`, \`make bench-single\`, \`make bench-cluster\`, \`make bench-discovery\`, \`make bench-health\`$([ -n "$sim" ] && echo ', `make bench-sim`')."
+  echo "Each section can be run alone: \`make bench-etcd\`, \`make bench-single\`, \`make bench-cluster\`, \`make bench-discovery\`, \`make bench-health\`$([ -n "$sim" ] && echo ', `make bench-sim` (deterministic, so its table is committed rather than re-run)')."
   echo "Load generators and nodes share the same cores, so every figure is a floor, not what a node gets on a machine of its own."
   echo
   cat .run/bench-etcd.md

@@ -129,7 +129,7 @@ public enum ScaleBenchmark {
             "## Scale by simulation",
             "",
             "Written by `make bench-sim` (`roster-sim --scale`): the real membership and replication cores in the deterministic",
-            "simulator, fanout 3, production timers (anti-entropy every 1 s, rumor batches 5 ms, membership tick 50 ms),",
+            "simulator, fanout 3, production timers (anti-entropy every 1 s, rumors sent as writes land, membership tick 50 ms),",
             "5-15 ms per network hop, no loss. A round is one anti-entropy interval (1 s). Spread: the worst of 5 single",
             "writes at random nodes. Bytes: everything a node sends (payload plus 6 bytes of framing), per node per round,",
             "membership + replication; under writes means 20 registrations per second cluster-wide.",

@@ -33,7 +33,6 @@ public struct SimConfig: Sendable, CustomStringConvertible {
     /// The shell's timers, as in `ClusterConfiguration` and the agent's maintenance loop.
     public var membershipTickMillis: Int64 = 50
     public var antiEntropyMillis: Int64 = 1_000
-    public var rumorBatchMillis: Int64 = 5
     public var renewalBatchMillis: Int64 = 250
     public var collectionMillis: Int64 = 5_000
     /// Nodes each node joins through: nil means every other node (as the cluster configs do);

@@ -348,14 +348,13 @@ public final class Simulation {
         }
     }
 
-    /// Schedules the next rumor flush on the node's 5 ms batch timer, if one is not due already.
-    /// (The node's timer runs every 5 ms; only the ticks with something to send are simulated.)
+    /// Schedules a rumor flush at once, if one is not pending already: the node sends a rumor
+    /// as soon as a write lands, and writes landing before that send go out with it.
     func scheduleRumorFlush(_ i: Int) {
         guard var node = nodes[i], !node.rumorFlushScheduled else { return }
         node.rumorFlushScheduled = true
         nodes[i] = node
-        let period = config.rumorBatchMillis
-        queue.schedule(.rumorFlush(node: i, generation: node.generation), at: (now / period + 1) * period)
+        queue.schedule(.rumorFlush(node: i, generation: node.generation), at: now)
     }
 
     func scheduleRenewalFlush(_ i: Int) {
