@@ -833,11 +833,11 @@ def where_roster_loses(res, args):
         "its own WAL `fdatasync` ≈ 12 %, TLS ≈ 5 %, thread switches ≈ 17 %.",
         "  - the disk is not the limit: one group commit (`fdatasync`) serves many writes, so what caps "
         "registrations here is CPU (see the CPU per registration), in both systems.",
-        "- **Propagation waits for a timer**: a write reaches the peers with the next rumor batch, flushed "
-        "every 5 ms (`rumorBatchInterval`), so on average 2.5 ms and at worst 5 ms of Roster's latency is "
-        "waiting for that timer (see *event after ack* below); etcd sends the entry to its followers at once. "
-        "That puts Roster's p50 above etcd's, and its p99 near etcd's; on shared cores the p99 of both swings "
-        "from run to run, so the p99 verdict can flip between runs.",
+        "- **Propagation**: a rumor leaves as soon as a write lands (it used to wait for a 5 ms batch timer, "
+        "which cost 2.5 ms on average; removed after the first runs of this comparison). A write then waits "
+        "for its own fsync's group commit before the answer, while the rumor is already on its way, and each "
+        "hop is a TLS record to a peer and a merge there; etcd sends the entry to its followers at once too. "
+        "On shared cores the p99 of both swings from run to run, so the p99 verdict can flip between runs.",
         "- **What favours which side**: Roster acknowledges a write once it is fsync'd on the receiving node "
         "(SPEC 4.1) and replicates afterwards; etcd acknowledges once the entry is fsync'd on a quorum (2 of 3), "
         "so each etcd acknowledgement is durable on two machines. etcd is driven through its JSON gateway "
