@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 
-from benchlib import free_ports, log, pct, stop_process
+from benchlib import cpu_seconds, free_ports, log, pct, rss_kib, run_threads, stop_process
 from cluster_bench import Bench, Http, fmt_ms
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -209,7 +209,7 @@ class HealthBench:
         cpu1, t1 = cpu_seconds(node.proc.pid), time.monotonic()
         probes = len(target.probes()) - before_probes
         health = node.health() or {}
-        rss = rss_mib(node.proc.pid)
+        rss = (rss_kib(node.proc.pid) or 0) / 1024
         self.bench.finish_cluster("cpu", c)
         target.stop()
         share = (cpu1 - cpu0) / (t1 - t0)
@@ -282,27 +282,9 @@ def register_concurrently(node, count: int, target: Target, interval: str, timeo
             if status != 200:
                 errors.append(f"{status} {data[:100]!r}")
 
-    workers = [threading.Thread(target=worker) for _ in range(threads)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
+    run_threads(worker, threads, deadline=time.monotonic() + 600)
     if errors:
         raise RuntimeError(f"{len(errors)} registrations failed, e.g. {errors[0]}")
-
-
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def rss_mib(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def main() -> int:
