@@ -1,3 +1,5 @@
+import HeapModule
+
 // MARK: - Applying news
 
 extension MembershipInstance {
@@ -77,7 +79,7 @@ extension MembershipInstance {
     /// About `λ · ln(n + 1)` sends per update, n counting live members: enough for an epidemic
     /// to reach everyone with high probability, few enough to keep messages small.
     var retransmitLimit: Int {
-        let live = records.values.reduce(1) { $0 + ($1.member.isLive ? 1 : 0) }
+        let live = records.liveNames.count + 1
         let limit = (settings.retransmitMultiplier * naturalLog(Double(live + 1))).rounded(.up)
         return limit < 1 ? 1 : (limit > 1_000 ? 1_000 : Int(limit))
     }
@@ -108,6 +110,12 @@ private func naturalLog(_ value: Double) -> Double {
 
 /// Updates waiting to be piggybacked. Each name has at most one entry, the latest news.
 /// Least-sent entries go first and, among those, the most recent.
+///
+/// Entries sit in a heap ordered that way, so a message takes its updates in O(k log n)
+/// instead of sorting the whole queue: a joining node queues news of every member, and at
+/// 1,000 members a sort per message dominated the cost of gossip. A re-enqueued or removed
+/// name leaves its old heap key behind; keys that no longer match their entry are skipped
+/// when popped, and the heap is rebuilt when they outnumber the live ones.
 struct GossipQueue: Sendable {
     struct Entry: Sendable {
         var member: Member
@@ -115,34 +123,61 @@ struct GossipQueue: Sendable {
         var order: UInt64
     }
 
+    /// A heap key: fewest sends first, then the newest.
+    private struct Key: Comparable, Sendable {
+        var sent: Int
+        var order: UInt64
+        var name: NodeID
+
+        static func < (a: Key, b: Key) -> Bool { (a.sent, b.order) < (b.sent, a.order) }
+    }
+
     private(set) var entries: [NodeID: Entry] = [:]
+    private var heap = Heap<Key>()
     private var counter: UInt64 = 0
 
     var isEmpty: Bool { entries.isEmpty }
+    var count: Int { entries.count }
 
     mutating func enqueue(_ member: Member) {
         counter &+= 1
         entries[member.name] = Entry(member: member, sent: 0, order: counter)
+        heap.insert(Key(sent: 0, order: counter, name: member.name))
+        compactIfStale()
     }
 
-    mutating func remove(_ name: NodeID) { entries[name] = nil }
+    mutating func remove(_ name: NodeID) {
+        entries[name] = nil
+        compactIfStale()
+    }
 
     /// Takes up to `max` updates for one message, counting the send; an update sent `limit`
     /// times leaves the queue.
     mutating func take(max: Int, limit: Int, excluding: NodeID? = nil) -> [Member] {
         guard max > 0 else { return [] }
-        let chosen = entries.values
-            .filter { $0.member.name != excluding }
-            .sorted { ($0.sent, $1.order) < ($1.sent, $0.order) }
-            .prefix(max)
-        for entry in chosen {
-            let name = entry.member.name
+        var chosen: [Member] = []
+        // Keys go back only after the loop, so no entry is taken twice for one message.
+        var putBack: [Key] = []
+        while chosen.count < max, let key = heap.popMin() {
+            guard let entry = entries[key.name], entry.order == key.order, entry.sent == key.sent else { continue }
+            if key.name == excluding {
+                putBack.append(key)
+                continue
+            }
+            chosen.append(entry.member)
             if entry.sent + 1 >= limit {
-                entries[name] = nil
+                entries[key.name] = nil
             } else {
-                entries[name]?.sent += 1
+                entries[key.name]?.sent += 1
+                putBack.append(Key(sent: entry.sent + 1, order: entry.order, name: key.name))
             }
         }
-        return chosen.map(\.member)
+        heap.insert(contentsOf: putBack)
+        return chosen
+    }
+
+    private mutating func compactIfStale() {
+        guard heap.count > 2 * entries.count + 64 else { return }
+        heap = Heap(entries.map { Key(sent: $0.value.sent, order: $0.value.order, name: $0.key) })
     }
 }

@@ -30,7 +30,7 @@ extension MembershipInstance {
         me.state = .left
         gossip.enqueue(me)
         var directives: [MembershipDirective] = [.stateChanged(me, previous: previous)]
-        for name in names(where: \.isLive) {
+        for name in records.liveNames {
             guard let address = records[name]?.member.identity.address else { continue }
             directives.append(.send(.ping(sequence: nextSequence(), gossip: [me]), to: address))
         }
@@ -48,7 +48,7 @@ extension MembershipInstance {
     /// or left may be the one that was cut off, so it goes back to asking its seeds.
     mutating func retryJoin(now: Int64, _ directives: inout [MembershipDirective]) {
         guard !joining.seeds.isEmpty else { return }
-        if joining.joined, !records.values.contains(where: \.member.isLive) {
+        if joining.joined, records.liveNames.isEmpty {
             joining.joined = false
             joining.backoff = millis(settings.joinBackoffInitial)
             joining.nextAttemptAt = now

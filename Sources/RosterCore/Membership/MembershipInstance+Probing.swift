@@ -90,7 +90,7 @@ extension MembershipInstance {
         while true {
             if probeIndex >= probeOrder.count {
                 if reshuffled { return nil }
-                probeOrder = names(where: \.isLive).shuffled(using: &rng)
+                probeOrder = records.liveNames.shuffled(using: &rng)
                 probeIndex = 0
                 reshuffled = true
                 continue
@@ -117,7 +117,7 @@ extension MembershipInstance {
             guard let probe = probes[sequence], probe.deadline <= now else { continue }
             switch probe.phase {
             case .direct:
-                let candidates = names { $0.state == .alive && $0.name != probe.target.name }
+                let candidates = records.liveNames.filter { $0 != probe.target.name && records[$0]?.member.state == .alive }
                 var helpers: [NodeID: String] = [:]
                 for name in pick(settings.indirectProbeCount, from: candidates) {
                     guard let address = records[name]?.member.identity.address else { continue }
@@ -186,7 +186,7 @@ extension MembershipInstance {
 
     /// Suspects that did not refute in time become failed; the change is gossiped.
     mutating func expireSuspicions(now: Int64, _ directives: inout [MembershipDirective]) {
-        for name in names(where: { $0.state == .suspect }) {
+        for name in records.suspectNames {
             guard let record = records[name], let deadline = record.suspicionDeadline, deadline <= now else { continue }
             let member = record.member
             apply(
@@ -198,7 +198,7 @@ extension MembershipInstance {
     /// Failed and left members are kept for `retention`, so late gossip cannot revive them.
     mutating func forgetDeparted(now: Int64) {
         let retention = millis(settings.retention)
-        for name in names(where: { !$0.isLive }) {
+        for name in records.departedNames {
             guard let record = records[name], now - record.since >= retention else { continue }
             records[name] = nil
             gossip.remove(name)
@@ -217,7 +217,7 @@ extension MembershipInstance {
         guard now >= due else { return }
         nextGossipAt = now + millis(settings.gossipInterval)
         guard !gossip.isEmpty else { return }
-        for name in pick(settings.gossipFanout, from: names(where: \.isLive)) {
+        for name in pick(settings.gossipFanout, from: records.liveNames) {
             guard let address = records[name]?.member.identity.address else { continue }
             let news = outgoingGossip(to: address)
             if news.isEmpty { break }
@@ -233,7 +233,7 @@ extension MembershipInstance {
         nextReconnectAt = due
         guard now >= due else { return }
         nextReconnectAt = now + interval
-        guard let name = pick(1, from: names { $0.state == .failed }).first,
+        guard let name = pick(1, from: records.departedNames.filter { records[$0]?.member.state == .failed }).first,
             let address = records[name]?.member.identity.address
         else { return }
         directives.append(.send(.ping(sequence: nextSequence(), gossip: outgoingGossip(to: address)), to: address))

@@ -28,7 +28,7 @@ public struct MembershipInstance: Sendable {
     /// This node's own record. Only this node changes its incarnation.
     var me: Member
     /// Every other member this node knows, including failed and left ones until retention ends.
-    var records: [NodeID: MemberRecord] = [:]
+    var records = MemberTable()
     var rng: SplitMix64
     var localHealth: LocalHealthMultiplier
 
@@ -67,7 +67,27 @@ public struct MembershipInstance: Sendable {
     }
 
     /// Alive and suspect members, this node included unless it has left; by name.
-    public var liveMembers: [Member] { members.filter(\.isLive) }
+    public var liveMembers: [Member] {
+        var live = records.liveNames.compactMap { records[$0]?.member }
+        if me.isLive { live.insert(me, at: live.firstIndex { $0.name > me.name } ?? live.count) }
+        return live
+    }
+
+    /// Alive and suspect members other than this node, by name: the peers to replicate to.
+    /// Kept current as members change, so reading it costs no sort (it is read per message).
+    public var livePeerNames: [NodeID] { records.liveNames }
+
+    /// Every known member, this node included, as `members.count` without building the list.
+    public var memberCount: Int { records.count + 1 }
+
+    /// As `liveMembers.count`, without building the list.
+    public var liveMemberCount: Int { records.liveNames.count + (me.isLive ? 1 : 0) }
+
+    /// Updates still waiting to be gossiped: zero once news has spread and the node is quiet.
+    public var pendingGossipCount: Int { gossip.count }
+
+    /// Whether some member other than this node listens at `address`.
+    public func knowsMember(atAddress address: String) -> Bool { !records.names(atAddress: address).isEmpty }
 
     public func member(named name: NodeID) -> Member? {
         name == me.name ? me : records[name]?.member
@@ -136,18 +156,12 @@ extension MembershipInstance {
     /// The member, other than this node, that listens at `address`; a live one if several
     /// (an old failed life and its successor may share an address).
     func record(atAddress address: String) -> MemberRecord? {
-        records.values.filter { $0.member.identity.address == address }
-            .min { ($0.member.isLive ? 0 : 1, $0.member.name) < ($1.member.isLive ? 0 : 1, $1.member.name) }
-    }
-
-    /// Names of other members in the given states, sorted so that random picks from them
-    /// depend only on the seed, not on dictionary order.
-    func names(where include: (Member) -> Bool) -> [NodeID] {
-        records.values.filter { include($0.member) }.map(\.member.name).sorted()
+        let here = records.names(atAddress: address).compactMap { records[$0] }
+        return here.first(where: \.member.isLive) ?? here.first
     }
 
     /// Up to `count` distinct names picked at random from `candidates`.
     mutating func pick(_ count: Int, from candidates: [NodeID]) -> [NodeID] {
-        Array(candidates.shuffled(using: &rng).prefix(max(0, count)))
+        candidates.randomSample(count, using: &rng)
     }
 }

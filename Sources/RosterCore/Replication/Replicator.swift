@@ -57,7 +57,7 @@ public struct Replicator: Sendable {
         _ records: [Record], hops: UInt8, except sender: NodeID?, peers: [NodeID], using rng: inout some RandomNumberGenerator
     ) -> [ReplicationDirective] {
         guard !records.isEmpty, hops > 0 else { return [] }
-        let targets = Array(peers.filter { $0 != sender && $0 != node }.shuffled(using: &rng).prefix(settings.fanout))
+        let targets = peers.randomSample(settings.fanout, excluding: { $0 == sender || $0 == node }, using: &rng)
         return chunks(records).flatMap { chunk in
             targets.map { ReplicationDirective.send(.rumor(records: chunk, hops: hops - 1), to: $0) }
         }
@@ -76,7 +76,7 @@ public struct Replicator: Sendable {
     public func startAntiEntropy(
         state: RegistryState, lastSync: HLCTimestamp, peers: [NodeID], using rng: inout some RandomNumberGenerator
     ) -> [ReplicationDirective] {
-        guard let peer = peers.filter({ $0 != node }).randomElement(using: &rng) else { return [] }
+        guard let peer = peers.randomSample(1, excluding: { $0 == node }, using: &rng).first else { return [] }
         return [.send(digest(of: state, lastSync: lastSync), to: peer)]
     }
 

@@ -34,7 +34,7 @@ extension ClusterNode {
                 await perform(directives)
             }
         case .disconnected(let address, _):
-            if membership.members.contains(where: { $0.identity.address == address }) {
+            if membership.knowsMember(atAddress: address) {
                 perform(membership.connectionFailed(to: address, now: now))
             }
         case .connected(let remote, _):
@@ -75,7 +75,7 @@ extension ClusterNode {
         let peers = livePeers
         guard !peers.isEmpty else {
             // Alone (a single node, or every peer gone): nothing to catch up with.
-            if membership.members.count == 1 { caughtUp = true }
+            if membership.memberCount == 1 { caughtUp = true }
             return
         }
         metrics.antiEntropyRounds.increment()

@@ -128,6 +128,6 @@ public actor ClusterNode {
 
     /// Live peers by name, excluding this node: the targets of replication.
     var livePeers: [NodeID] {
-        membership.liveMembers.map(\.identity.name).filter { $0 != configuration.nodeName }
+        membership.livePeerNames
     }
 }
