@@ -118,7 +118,14 @@ struct SimNode {
 
     /// Live peers by name, excluding this node: the targets of replication (`ClusterNode.livePeers`).
     var livePeers: [NodeID] {
-        membership.liveMembers.map(\.identity.name).filter { $0 != name }
+        membership.livePeerNames
+    }
+
+    /// What the bounds watch looks at: log entries awaiting fsync, outboxes, members known, and
+    /// the largest of records, tombstone marks and forgotten keys.
+    var bufferSizes: (log: Int, rumors: Int, renewals: Int, members: Int, records: Int) {
+        (wal.queued, rumorOutbox.count, renewalOutbox.count, membership.memberCount,
+         max(state.records.count, tombstoneSeen.count, forgotten.count))
     }
 
     // MARK: - Registry.commitLocal

@@ -36,26 +36,25 @@ extension Simulation {
         let k = Int.random(in: 0..<config.keyCount, using: &workloadRNG)
         let key = "i\(k)"
         let service = "svc\(k % 3)"
-        guard var node = nodes[i] else { return }
+        guard nodes[i] != nil else { return }
         history.operations += 1
-        let exists = node.state.instance(key) != nil
         let roll = Int.random(in: 0..<10, using: &workloadRNG)
-        let committed: (record: Record, seq: UInt64, startFlush: Bool)
-        if exists && roll < 3 {
-            // Registry.commitHeartbeat with no TTL checks: a local renewal, batched to peers.
-            guard (try? node.state.existingInstance(key, service: service)) != nil else { return }
-            let wall = node.clock.wall(now)
-            node.heartbeats[key] = wall
-            node.renewalOutbox.append(LeaseRenewal(instanceID: key, checkIDs: [], wallMillis: wall))
-            nodes[i] = node
-            scheduleRenewalFlush(i)
-            return
-        } else if exists && roll < 6 {
-            // Registry.commitDeregister.
-            guard let existing = try? node.state.existingInstance(key, service: service) else { return }
-            committed = node.commitLocal(key: key, serviceName: existing.serviceName, instance: nil, now: now)
-            history.tombstones[key, default: []].append(committed.record.clock)
-        } else {
+        let outcome = mutateNode(i) { node -> ClientOutcome in
+            let exists = node.state.instance(key) != nil
+            if exists && roll < 3 {
+                // Registry.commitHeartbeat with no TTL checks: a local renewal, batched to peers.
+                guard (try? node.state.existingInstance(key, service: service)) != nil else { return .refused }
+                let wall = node.clock.wall(now)
+                node.heartbeats[key] = wall
+                node.renewalOutbox.append(LeaseRenewal(instanceID: key, checkIDs: [], wallMillis: wall))
+                return .renewed
+            } else if exists && roll < 6 {
+                // Registry.commitDeregister.
+                guard let existing = try? node.state.existingInstance(key, service: service) else { return .refused }
+                let committed = node.commitLocal(key: key, serviceName: existing.serviceName, instance: nil, now: now)
+                history.tombstones[key, default: []].append(committed.record.clock)
+                return .committed(committed)
+            }
             // Registry.commitRegister: a create, or an update that changes the port and metadata.
             let wall = node.clock.wall(now)
             let requested = ServiceInstance(
@@ -66,12 +65,28 @@ extension Simulation {
             let (instance, _) = node.state.prepareRegistration(
                 requested, requestedStatus: nil, now: Timestamp(millisecondsSinceEpoch: wall))
             node.heartbeats[key] = nil
-            committed = node.commitLocal(key: key, serviceName: service, instance: instance, now: now)
+            return .committed(node.commitLocal(key: key, serviceName: service, instance: instance, now: now))
         }
-        nodes[i] = node
-        pendingAcks[i].append((committed.seq, AckedWrite(record: committed.record, node: i, at: now)))
-        if committed.startFlush { scheduleFsync(i) }
-        scheduleRumorFlush(i)
+        switch outcome {
+        case .committed(let committed):
+            pendingAcks[i].append((committed.seq, AckedWrite(record: committed.record, node: i, at: now)))
+            if committed.startFlush { scheduleFsync(i) }
+            scheduleRumorFlush(i)
+        case .renewed:
+            scheduleRenewalFlush(i)
+        case .refused, nil:
+            break
+        }
+    }
+
+    /// What one client operation did at its node.
+    enum ClientOutcome {
+        /// A write, acknowledged once its log sequence is durable.
+        case committed((record: Record, seq: UInt64, startFlush: Bool))
+        /// A heartbeat: a local renewal, batched to peers, with nothing to wait for.
+        case renewed
+        /// The node turned the operation down (the instance is not there under that service).
+        case refused
     }
 
     /// Answers the clients whose writes the last fsync covered.

@@ -149,10 +149,11 @@ public final class Simulation {
             guard nodes[to] != nil, generations[to] == generation else { return }
             deliver(payload, from: from, to: to)
         case .connectionFailed(let i, let g, let address):
-            guard var node = live(i, g), node.membership.members.contains(where: { $0.identity.address == address }) else { return }
-            let directives = node.membership.connectionFailed(to: address, now: clocks[i].monotonic(now))
-            nodes[i] = node
-            perform(directives, at: i)
+            let directives = mutateNode(i, generation: g) { node -> [MembershipDirective] in
+                guard node.membership.knowsMember(atAddress: address) else { return [] }
+                return node.membership.connectionFailed(to: address, now: clocks[i].monotonic(now))
+            }
+            perform(directives ?? [], at: i)
         case .membershipTick(let i, let g):
             guard live(i, g) != nil else { return }
             queue.schedule(.membershipTick(node: i, generation: g), at: now + config.membershipTickMillis)
@@ -162,32 +163,31 @@ public final class Simulation {
             queue.schedule(.antiEntropy(node: i, generation: g), at: now + config.antiEntropyMillis)
             antiEntropy(i)
         case .rumorFlush(let i, let g):
-            guard var node = live(i, g) else { return }
-            node.rumorFlushScheduled = false
-            let records = node.rumorOutbox
-            node.rumorOutbox = []
-            let directives = records.isEmpty ? [] : node.replicator.rumor(records, peers: node.livePeers, using: &node.rng)
-            nodes[i] = node
-            perform(directives, at: i)
+            let directives = mutateNode(i, generation: g) { node -> [ReplicationDirective] in
+                node.rumorFlushScheduled = false
+                let records = node.rumorOutbox
+                node.rumorOutbox = []
+                return records.isEmpty ? [] : node.replicator.rumor(records, peers: node.livePeers, using: &node.rng)
+            }
+            perform(directives ?? [], at: i)
         case .renewalFlush(let i, let g):
-            guard var node = live(i, g) else { return }
-            node.renewalFlushScheduled = false
-            let directives = node.replicator.broadcast(node.renewalOutbox, peers: node.livePeers)
-            node.renewalOutbox = []
-            nodes[i] = node
-            perform(directives, at: i)
+            let directives = mutateNode(i, generation: g) { node -> [ReplicationDirective] in
+                node.renewalFlushScheduled = false
+                defer { node.renewalOutbox = [] }
+                return node.replicator.broadcast(node.renewalOutbox, peers: node.livePeers)
+            }
+            perform(directives ?? [], at: i)
         case .fsyncDone(let i, let g):
-            guard var node = live(i, g) else { return }
-            let again = node.wal.completeFlush(into: &disks[i])
-            let durable = node.wal.durableSeq
-            nodes[i] = node
+            guard let (again, durable) = mutateNode(i, generation: g, { node in
+                (node.wal.completeFlush(into: &disks[i]), node.wal.durableSeq)
+            }) else { return }
             if again { scheduleFsync(i) }
             acknowledge(upTo: durable, at: i)
         case .collectTombstones(let i, let g):
-            guard var node = live(i, g) else { return }
+            guard let collected = mutateNode(i, generation: g, { node in
+                node.collectTombstones(graceMillis: config.tombstoneGraceMillis, disk: &disks[i], now: now)
+            }) else { return }
             queue.schedule(.collectTombstones(node: i, generation: g), at: now + config.collectionMillis)
-            let collected = node.collectTombstones(graceMillis: config.tombstoneGraceMillis, disk: &disks[i], now: now)
-            nodes[i] = node
             for record in collected { history.collected[record.key, default: []].append(record.clock) }
             if !collected.isEmpty { trace.add(now, "\(names[i]) collects \(collected.count) tombstones") }
         case .clientOperation:
@@ -214,6 +214,18 @@ public final class Simulation {
         return node
     }
 
+    /// Runs `body` on node `i` in place (on its life `generation`, if given); nil if it is down.
+    ///
+    /// Copying a node out of `nodes` and writing it back would leave its dictionaries shared
+    /// for the duration, so the first mutation of each would copy it whole: at a few hundred
+    /// records that copying was most of a large simulation's time. `body` must not touch
+    /// `nodes` (exclusive access traps if it does).
+    @discardableResult
+    func mutateNode<T>(_ i: Int, generation: UInt64? = nil, _ body: (inout SimNode) -> T) -> T? {
+        guard let node = nodes[i], generation == nil || node.generation == generation else { return nil }
+        return body(&nodes[i]!)
+    }
+
     func scheduleFsync(_ i: Int) {
         let latency = Int64.random(in: config.fsyncMillis, using: &networkRNG)
         queue.schedule(.fsyncDone(node: i, generation: generations[i]), at: now + latency)
@@ -223,57 +235,55 @@ public final class Simulation {
 
     /// `ClusterNode.tickMembership`.
     func tickMembership(_ i: Int) {
-        guard var node = nodes[i] else { return }
-        let directives = node.membership.tick(now: clocks[i].monotonic(now))
-        nodes[i] = node
+        guard let directives = mutateNode(i, { $0.membership.tick(now: clocks[i].monotonic(now)) }) else { return }
         perform(directives, at: i)
-        guard var node = nodes[i] else { return }
-        if !node.caughtUp && !node.firstSyncStarted && !node.livePeers.isEmpty {
+        let syncNow = mutateNode(i) { node in
+            guard !node.caughtUp && !node.firstSyncStarted && !node.livePeers.isEmpty else { return false }
             node.firstSyncStarted = true
-            nodes[i] = node
-            antiEntropy(i)
+            return true
         }
+        if syncNow == true { antiEntropy(i) }
     }
 
     /// `ClusterNode.antiEntropy` with `Registry.startAntiEntropy`.
     func antiEntropy(_ i: Int) {
-        guard var node = nodes[i] else { return }
-        let peers = node.livePeers
-        guard !peers.isEmpty else {
-            if node.membership.members.count == 1 { node.caughtUp = true }
-            nodes[i] = node
-            return
+        let directives = mutateNode(i) { node -> [ReplicationDirective] in
+            let peers = node.livePeers
+            guard !peers.isEmpty else {
+                if node.membership.memberCount == 1 { node.caughtUp = true }
+                return []
+            }
+            var rng = SplitMix64(seed: node.rng.next())
+            return node.replicator.startAntiEntropy(state: node.state, lastSync: node.lastSync, peers: peers, using: &rng)
         }
-        var rng = SplitMix64(seed: node.rng.next())
-        let directives = node.replicator.startAntiEntropy(state: node.state, lastSync: node.lastSync, peers: peers, using: &rng)
-        nodes[i] = node
-        perform(directives, at: i)
+        perform(directives ?? [], at: i)
     }
 
     /// `ClusterNode.handle(.received)`.
     func deliver(_ payload: SimEvent.Payload, from: Int, to i: Int) {
-        guard var node = nodes[i] else { return }
+        guard let node = nodes[i] else { return }
         switch payload {
         case .membership(let bytes):
             guard let message = try? MembershipMessage.decode(bytes: bytes) else {
                 fatalError("seed \(config.seed): a membership message failed to decode")
             }
-            let directives = node.membership.receive(message, from: address(from), now: clocks[i].monotonic(now))
-            nodes[i] = node
-            perform(directives, at: i)
+            let directives = mutateNode(i) { $0.membership.receive(message, from: address(from), now: clocks[i].monotonic(now)) }
+            perform(directives ?? [], at: i)
         case .replication(let bytes):
             guard let message = try? ReplicationMessage.decode(bytes) else {
                 fatalError("seed \(config.seed): a replication message failed to decode")
             }
-            if case .digest = message {
-                let (directives, inSync, dropped) = node.handleDigest(message, from: names[from], disk: &disks[i], now: now)
-                if dropped > 0 { trace.add(now, "\(names[i]) is stale behind \(names[from])'s horizon: reset, dropped \(dropped)") }
-                if inSync && !node.caughtUp { node.caughtUp = true }
-                nodes[i] = node
-                perform(directives, at: i)
+            guard case .digest = message else {
+                perform(node.replicator.receive(message, from: names[from], state: node.state), at: i)
                 return
             }
-            let directives = node.replicator.receive(message, from: names[from], state: node.state)
+            let outcome = mutateNode(i) { node in
+                let (directives, inSync, dropped) = node.handleDigest(message, from: names[from], disk: &disks[i], now: now)
+                if inSync && !node.caughtUp { node.caughtUp = true }
+                return (directives, dropped)
+            }
+            guard let (directives, dropped) = outcome else { return }
+            if dropped > 0 { trace.add(now, "\(names[i]) is stale behind \(names[from])'s horizon: reset, dropped \(dropped)") }
             perform(directives, at: i)
         }
     }
@@ -297,22 +307,23 @@ public final class Simulation {
     /// `ClusterNode.perform(_: [ReplicationDirective])`.
     func perform(_ directives: [ReplicationDirective], at i: Int) {
         for directive in directives {
-            guard var node = nodes[i] else { return }
+            guard nodes[i] != nil else { return }
             switch directive {
             case .send(let message, let peer):
-                guard let address = node.membership.member(named: peer)?.identity.address, let j = index(ofAddress: address)
+                guard let address = nodes[i]?.membership.member(named: peer)?.identity.address, let j = index(ofAddress: address)
                 else { continue }
                 send(.replication(message.encoded()), from: i, to: j, address: address)
             case .renew(let renewals):
-                node.applyRenewals(renewals)
-                nodes[i] = node
+                mutateNode(i) { $0.applyRenewals(renewals) }
             case .apply(let records, let from, let hops):
-                let (changed, startFlush) = node.applyRemote(records, now: now)
-                var forwards: [ReplicationDirective] = []
-                if let hops, !changed.isEmpty {
-                    forwards = node.replicator.forward(changed, hops: hops, except: from, peers: node.livePeers, using: &node.rng)
-                }
-                nodes[i] = node
+                guard let (changed, startFlush, forwards) = mutateNode(i, { node in
+                    let (changed, startFlush) = node.applyRemote(records, now: now)
+                    var forwards: [ReplicationDirective] = []
+                    if let hops, !changed.isEmpty {
+                        forwards = node.replicator.forward(changed, hops: hops, except: from, peers: node.livePeers, using: &node.rng)
+                    }
+                    return (changed, startFlush, forwards)
+                }) else { return }
                 if startFlush { scheduleFsync(i) }
                 if !changed.isEmpty { onApplied?(i, changed, hops) }
                 perform(forwards, at: i)
@@ -351,16 +362,14 @@ public final class Simulation {
     /// Schedules a rumor flush at once, if one is not pending already: the node sends a rumor
     /// as soon as a write lands, and writes landing before that send go out with it.
     func scheduleRumorFlush(_ i: Int) {
-        guard var node = nodes[i], !node.rumorFlushScheduled else { return }
-        node.rumorFlushScheduled = true
-        nodes[i] = node
+        guard let node = nodes[i], !node.rumorFlushScheduled else { return }
+        nodes[i]!.rumorFlushScheduled = true
         queue.schedule(.rumorFlush(node: i, generation: node.generation), at: now)
     }
 
     func scheduleRenewalFlush(_ i: Int) {
-        guard var node = nodes[i], !node.renewalFlushScheduled else { return }
-        node.renewalFlushScheduled = true
-        nodes[i] = node
+        guard let node = nodes[i], !node.renewalFlushScheduled else { return }
+        nodes[i]!.renewalFlushScheduled = true
         let period = config.renewalBatchMillis
         queue.schedule(.renewalFlush(node: i, generation: node.generation), at: (now / period + 1) * period)
     }

@@ -8,7 +8,7 @@ import Testing
 struct SimulatorSweepTests {
     /// Seeds every `swift test` runs: each one a different cluster shape and fault mix, with
     /// crashes, symmetric and one-way partitions, loss, duplication, reordering and skew.
-    static let sweepSeeds: Range<UInt64> = 1..<121
+    static let sweepSeeds: Range<UInt64> = 1..<201
 
     @Test("every seed of the bounded sweep converges and loses no acknowledged write")
     func boundedSweepHoldsEveryInvariant() {
