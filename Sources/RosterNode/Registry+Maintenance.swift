@@ -27,10 +27,11 @@ extension Registry {
         }
     }
 
-    /// Takes a snapshot once the log has grown past the threshold (or when `force`d), then
+    /// Takes a snapshot when the policy says the log has grown enough (or when `force`d), then
     /// drops the log segments it covers. The file work runs off the actor.
     public func snapshotIfNeeded(force: Bool = false) async {
-        guard !snapshotRunning, force || wal.bytesSinceRotation >= snapshotThresholdBytes else { return }
+        let due = snapshotPolicy.isDue(logBytes: wal.bytesSinceRotation, lastSnapshotBytes: lastSnapshotBytes)
+        guard !snapshotRunning, force || due else { return }
         snapshotRunning = true
         defer { snapshotRunning = false }
         // Rotate first, then copy the state without suspending in between: everything in the
@@ -44,13 +45,17 @@ extension Registry {
         let wal = self.wal
         let started = clock.monotonicMillis()
         do {
-            try await Task.detached {
-                try snapshot.write(to: dataDir)
+            lastSnapshotBytes = try await Task.detached {
+                let bytes = try snapshot.write(to: dataDir)
                 try wal.removeSegments(before: nextSegment)
+                return bytes
             }.value
             logger.info(
                 "wrote snapshot",
-                metadata: ["records": "\(snapshot.entries.count)", "ms": "\(clock.monotonicMillis() - started)"])
+                metadata: [
+                    "records": "\(snapshot.entries.count)", "bytes": "\(lastSnapshotBytes)",
+                    "ms": "\(clock.monotonicMillis() - started)",
+                ])
         } catch {
             logger.error("snapshot failed; the log is kept and the next attempt will retry: \(error)")
         }

@@ -77,13 +77,15 @@ public actor Registry {
     var onLocalCommit: (@Sendable ([Record]) -> Void)?
     /// Receives every lease renewal heard at this node, for batching to peers; set by the cluster.
     var onRenewal: (@Sendable (LeaseRenewal) -> Void)?
-    /// Log bytes after which a snapshot is taken and older segments are dropped.
-    let snapshotThresholdBytes: Int
+    /// When a snapshot is taken and older log segments are dropped.
+    let snapshotPolicy: SnapshotPolicy
+    /// The size of the last snapshot, which sets how much log is worth keeping.
+    var lastSnapshotBytes = 0
     /// The least vector-clock counter this life of the node issues (see `VectorClock.counterFloor`).
     let counterFloor: UInt64
 
     init(
-        nodeID: NodeID, dataDir: String, wal: WriteAheadLog, clock: NodeClock, logger: Logger, snapshotThresholdBytes: Int,
+        nodeID: NodeID, dataDir: String, wal: WriteAheadLog, clock: NodeClock, logger: Logger, snapshotPolicy: SnapshotPolicy,
         generation: UInt64
     ) {
         self.counterFloor = VectorClock.counterFloor(generation: generation)
@@ -93,7 +95,7 @@ public actor Registry {
         self.clock = clock
         self.logger = logger
         self.feed = ChangeFeed()
-        self.snapshotThresholdBytes = snapshotThresholdBytes
+        self.snapshotPolicy = snapshotPolicy
         self.view = ClusterView(me: nodeID, live: [nodeID], down: [], known: 1, settled: false)
     }
 
@@ -101,7 +103,7 @@ public actor Registry {
     /// tail, then starts a fresh log segment. `generation` is this start's (`NodeGeneration`).
     public static func open(
         nodeID: NodeID, dataDir: String, generation: UInt64 = 0, clock: NodeClock = .system, logger: Logger,
-        snapshotThresholdBytes: Int = 64 << 20
+        snapshotPolicy: SnapshotPolicy = SnapshotPolicy()
     ) async throws -> Registry {
         let recovered = try Recovery.load(dataDir: dataDir)
         if let (segment, dropped) = recovered.truncatedTail {
@@ -110,12 +112,13 @@ public actor Registry {
         let wal = try WriteAheadLog(directory: "\(dataDir)/wal", lastSegment: recovered.lastSegment)
         let registry = Registry(
             nodeID: nodeID, dataDir: dataDir, wal: wal, clock: clock, logger: logger,
-            snapshotThresholdBytes: snapshotThresholdBytes, generation: generation)
+            snapshotPolicy: snapshotPolicy, generation: generation)
         await registry.restore(recovered)
         return registry
     }
 
     private func restore(_ recovered: RecoveredState) {
+        lastSnapshotBytes = recovered.snapshotBytes
         if let snapshot = recovered.snapshot {
             indexes.restore(global: snapshot.maxIndex, services: snapshot.serviceIndexes)
             for entry in snapshot.entries { replay(entry) }

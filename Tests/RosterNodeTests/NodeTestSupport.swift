@@ -41,9 +41,11 @@ func makeInstance(_ id: String, service: String = "web", node: String = "n1", ch
         registeredAt: Timestamp(millisecondsSinceEpoch: 0), node: node, checks: checks)
 }
 
-func openRegistry(_ dir: TemporaryDirectory, clock: NodeClock = .system, snapshotThreshold: Int = 64 << 20) async throws -> Registry {
+func openRegistry(
+    _ dir: TemporaryDirectory, clock: NodeClock = .system, snapshotPolicy: SnapshotPolicy = SnapshotPolicy()
+) async throws -> Registry {
     let registry = try await Registry.open(
-        nodeID: "n1", dataDir: dir.path, clock: clock, logger: quietLogger, snapshotThresholdBytes: snapshotThreshold)
+        nodeID: "n1", dataDir: dir.path, clock: clock, logger: quietLogger, snapshotPolicy: snapshotPolicy)
     await registry.updateView(.solo("n1"))
     return registry
 }

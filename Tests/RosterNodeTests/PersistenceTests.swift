@@ -76,7 +76,7 @@ import Testing
     @Test func aSnapshotReplacesOldSegmentsAndRestoresTheSameState() async throws {
         let dir = TemporaryDirectory()
         do {
-            let registry = try await openRegistry(dir, snapshotThreshold: 1)
+            let registry = try await openRegistry(dir, snapshotPolicy: SnapshotPolicy(maximumLogBytes: 1))
             for i in 0..<30 { _ = try await registry.register(makeInstance("web-\(i)", service: i % 2 == 0 ? "web" : "api"), status: nil) }
             await registry.snapshotIfNeeded()
             for i in 30..<35 { _ = try await registry.register(makeInstance("web-\(i)"), status: nil) }
@@ -88,6 +88,54 @@ import Testing
         #expect(await reopened.instance("web-3") == nil)
         #expect(reopened.index(for: .service("api")) > 1)
         #expect(await reopened.modifyIndex == 37)
+    }
+
+    @Test func snapshotsComeWhenTheLogIsFourTimesTheLastSnapshotWithinTheBounds() {
+        let policy = SnapshotPolicy(maximumLogBytes: 64 << 20, minimumLogBytes: 4 << 20)
+        // No snapshot yet, or a small one: the minimum decides.
+        #expect(!policy.isDue(logBytes: (4 << 20) - 1, lastSnapshotBytes: 0))
+        #expect(policy.isDue(logBytes: 4 << 20, lastSnapshotBytes: 0))
+        #expect(policy.isDue(logBytes: 4 << 20, lastSnapshotBytes: 200_000))
+        // A large registry keeps four times its snapshot in log, up to the maximum.
+        #expect(!policy.isDue(logBytes: 20 << 20, lastSnapshotBytes: 8 << 20))
+        #expect(policy.isDue(logBytes: 32 << 20, lastSnapshotBytes: 8 << 20))
+        #expect(!policy.isDue(logBytes: (64 << 20) - 1, lastSnapshotBytes: 100 << 20))
+        #expect(policy.isDue(logBytes: 64 << 20, lastSnapshotBytes: 100 << 20))
+        // A maximum below the minimum wins.
+        #expect(SnapshotPolicy(maximumLogBytes: 1).isDue(logBytes: 1, lastSnapshotBytes: 0))
+    }
+
+    @Test func aSmallRegistryUnderChurnSnapshotsLongBeforeTheMaximum() async throws {
+        let dir = TemporaryDirectory()
+        let policy = SnapshotPolicy(maximumLogBytes: 64 << 20, minimumLogBytes: 2_000)
+        func snapshotSegment() throws -> UInt64? {
+            guard FileIO.exists(Snapshot.path(in: dir.path)) else { return nil }
+            return try Snapshot.decode(try FileIO.readAll(Snapshot.path(in: dir.path))).nextSegment
+        }
+        do {
+            let registry = try await openRegistry(dir, snapshotPolicy: policy)
+            for i in 0..<40 { _ = try await registry.register(makeInstance("web-\(i)"), status: nil) }
+            await registry.snapshotIfNeeded()
+            let first = try #require(try snapshotSegment(), "past the minimum: a snapshot")
+            let size = await registry.lastSnapshotBytes
+            #expect(size > 500)
+            // Churn on the same instances: no new snapshot until the log is four times the last one.
+            var round = 0
+            while registry.wal.bytesSinceRotation < 4 * size {
+                round += 1
+                for i in 0..<10 { _ = try await registry.register(makeInstance("web-\(i)", node: "n\(round)"), status: nil) }
+                if registry.wal.bytesSinceRotation < 4 * size {
+                    await registry.snapshotIfNeeded()
+                    #expect(try snapshotSegment() == first)
+                }
+            }
+            await registry.snapshotIfNeeded()
+            #expect(try snapshotSegment() ?? 0 > first)
+            #expect(try WriteAheadLog.segments(in: "\(dir.path)/wal").count == 1, "covered segments are removed")
+        }
+        let reopened = try await openRegistry(dir, snapshotPolicy: policy)
+        #expect(await reopened.instanceCount == 40)
+        #expect(await reopened.lastSnapshotBytes > 500, "a reopened registry knows its snapshot's size")
     }
 
     @Test func aCorruptSnapshotIsRefusedByName() async throws {

@@ -72,12 +72,16 @@ public struct Snapshot: Sendable, Equatable {
 
     static func path(in dataDir: String) -> String { "\(dataDir)/snapshot.bin" }
 
-    func write(to dataDir: String) throws(FileError) {
+    /// Writes the snapshot durably (temporary file, fsync, rename, directory fsync); returns
+    /// its size in bytes.
+    @discardableResult
+    func write(to dataDir: String) throws(FileError) -> Int {
         let final = Snapshot.path(in: dataDir)
         let temporary = final + ".tmp"
         let fd = try FileIO.open(temporary, flags: O_WRONLY | O_CREAT | O_TRUNC)
+        let bytes = encoded()
         do throws(FileError) {
-            try FileIO.writeAll(fd, encoded(), path: temporary)
+            try FileIO.writeAll(fd, bytes, path: temporary)
             if fsync(fd) != 0 { throw FileError(operation: "fsync", path: temporary, errnoValue: errno) }
             close(fd)
         } catch {
@@ -86,12 +90,15 @@ public struct Snapshot: Sendable, Equatable {
         }
         try FileIO.rename(temporary, final)
         try FileIO.syncDirectory(dataDir)
+        return bytes.count
     }
 }
 
 /// What recovery found on disk, and what it had to repair.
 public struct RecoveredState: Sendable {
     public var snapshot: Snapshot?
+    /// The snapshot file's size, 0 without one.
+    public var snapshotBytes = 0
     /// Entries from log segments not covered by the snapshot, in log order.
     public var logEntries: [LogEntry]
     public var lastSegment: UInt64
@@ -113,9 +120,12 @@ public enum Recovery {
         try FileIO.makeDirectory(dataDir)
         let snapshotPath = Snapshot.path(in: dataDir)
         var snapshot: Snapshot?
+        var snapshotBytes = 0
         if FileIO.exists(snapshotPath) {
             do {
-                snapshot = try Snapshot.decode(try FileIO.readAll(snapshotPath))
+                let bytes = try FileIO.readAll(snapshotPath)
+                snapshotBytes = bytes.count
+                snapshot = try Snapshot.decode(bytes)
             } catch {
                 throw RecoveryError(
                     message: "the snapshot \(snapshotPath) is unreadable (\(error)); move it aside to start from the log alone")
@@ -148,7 +158,7 @@ public enum Recovery {
             }
         }
         return RecoveredState(
-            snapshot: snapshot, logEntries: entries, lastSegment: max(segments.last ?? 0, firstNeeded),
+            snapshot: snapshot, snapshotBytes: snapshotBytes, logEntries: entries, lastSegment: max(segments.last ?? 0, firstNeeded),
             truncatedTail: truncated)
     }
 }
