@@ -109,7 +109,8 @@ public actor Registry {
         if let (segment, dropped) = recovered.truncatedTail {
             logger.warning("cut off a torn tail of \(dropped) bytes from log segment \(segment): a write in flight at a crash, never acknowledged")
         }
-        let wal = try WriteAheadLog(directory: "\(dataDir)/wal", lastSegment: recovered.lastSegment)
+        let wal = try WriteAheadLog(
+            directory: "\(dataDir)/wal", lastSegment: recovered.lastSegment, carriedBytes: recovered.logBytes)
         let registry = Registry(
             nodeID: nodeID, dataDir: dataDir, wal: wal, clock: clock, logger: logger,
             snapshotPolicy: snapshotPolicy, generation: generation)

@@ -138,6 +138,32 @@ import Testing
         #expect(await reopened.lastSnapshotBytes > 500, "a reopened registry knows its snapshot's size")
     }
 
+    @Test func logFromEarlierLivesCountsTowardTheNextSnapshot() async throws {
+        // Found by the 600 s chaos run: each start began counting from zero, so a node killed
+        // more often than it wrote a threshold's worth never snapshotted, and its restarts
+        // replayed an ever longer log.
+        let dir = TemporaryDirectory()
+        let policy = SnapshotPolicy(maximumLogBytes: 64 << 20, minimumLogBytes: 2_000)
+        var perLife = 0
+        do {
+            let registry = try await openRegistry(dir, snapshotPolicy: policy)
+            for i in 0..<12 { _ = try await registry.register(makeInstance("web-\(i)"), status: nil) }
+            perLife = registry.wal.bytesSinceRotation
+            #expect(perLife < 2_000 && 2 * perLife >= 2_000, "the test needs two lives to pass the minimum")
+            await registry.snapshotIfNeeded()
+            #expect(!FileIO.exists(Snapshot.path(in: dir.path)))
+        }
+        let second = try await openRegistry(dir, snapshotPolicy: policy)
+        #expect(second.wal.bytesSinceRotation == perLife, "the first life's log is carried over")
+        for i in 12..<24 { _ = try await second.register(makeInstance("web-\(i)"), status: nil) }
+        await second.snapshotIfNeeded()
+        #expect(FileIO.exists(Snapshot.path(in: dir.path)))
+        #expect(try WriteAheadLog.segments(in: "\(dir.path)/wal").count == 1, "covered segments are removed")
+        let third = try await openRegistry(dir, snapshotPolicy: policy)
+        #expect(await third.instanceCount == 24)
+        #expect(third.wal.bytesSinceRotation == 0, "nothing after the snapshot yet")
+    }
+
     @Test func aCorruptSnapshotIsRefusedByName() async throws {
         let dir = TemporaryDirectory()
         do {

@@ -101,6 +101,8 @@ public struct RecoveredState: Sendable {
     public var snapshotBytes = 0
     /// Entries from log segments not covered by the snapshot, in log order.
     public var logEntries: [LogEntry]
+    /// The size of those segments, after any torn tail was cut off.
+    public var logBytes = 0
     public var lastSegment: UInt64
     /// Set when a torn tail was cut off: the segment and the bytes dropped.
     public var truncatedTail: (segment: UInt64, droppedBytes: Int)?
@@ -135,6 +137,7 @@ public enum Recovery {
         let segments = try WriteAheadLog.segments(in: walDir)
         let firstNeeded = snapshot?.nextSegment ?? 0
         var entries: [LogEntry] = []
+        var logBytes = 0
         var truncated: (UInt64, Int)?
         for (position, segment) in segments.enumerated() where segment >= firstNeeded {
             let path = WriteAheadLog.segmentPath(walDir, segment)
@@ -142,6 +145,7 @@ public enum Recovery {
             switch LogEntry.scan(bytes) {
             case .clean(let found):
                 entries.append(contentsOf: found)
+                logBytes += bytes.count
             case .tornTail(let found, let validLength):
                 guard position == segments.count - 1 else {
                     throw RecoveryError(
@@ -149,6 +153,7 @@ public enum Recovery {
                             + "the log is corrupt. Restore the data directory from a peer or a backup.")
                 }
                 entries.append(contentsOf: found)
+                logBytes += validLength
                 try FileIO.truncate(path, to: validLength)
                 truncated = (segment, bytes.count - validLength)
             case .corrupt(let offset, let reason):
@@ -158,7 +163,7 @@ public enum Recovery {
             }
         }
         return RecoveredState(
-            snapshot: snapshot, snapshotBytes: snapshotBytes, logEntries: entries, lastSegment: max(segments.last ?? 0, firstNeeded),
+            snapshot: snapshot, snapshotBytes: snapshotBytes, logEntries: entries, logBytes: logBytes, lastSegment: max(segments.last ?? 0, firstNeeded),
             truncatedTail: truncated)
     }
 }

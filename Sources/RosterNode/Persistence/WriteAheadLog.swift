@@ -48,9 +48,12 @@ public final class WriteAheadLog: @unchecked Sendable {
     private let batchRecorder = Recorder(label: "roster_wal_batch_entries")
 
     /// Opens a new segment after `lastSegment` in `directory`; older segments are left for
-    /// the caller to replay and later remove.
-    public init(directory: String, lastSegment: UInt64) throws(FileError) {
+    /// the caller to replay and later remove. `carriedBytes` is the size of those older
+    /// segments that no snapshot covers yet: they count toward the next snapshot, or a node
+    /// restarted more often than it fills a threshold would never snapshot at all.
+    public init(directory: String, lastSegment: UInt64, carriedBytes: Int = 0) throws(FileError) {
         self.directory = directory
+        bytesInSegments = carriedBytes
         try FileIO.makeDirectory(directory)
         currentSegment = lastSegment + 1
         path = WriteAheadLog.segmentPath(directory, currentSegment)
@@ -105,7 +108,8 @@ public final class WriteAheadLog: @unchecked Sendable {
         return batches
     }
 
-    /// Bytes appended since the last rotation: the snapshot trigger.
+    /// Bytes of log since the last rotation (which a snapshot makes), counting the segments
+    /// carried over from before this start: the snapshot trigger.
     public var bytesSinceRotation: Int {
         condition.lock()
         defer { condition.unlock() }
