@@ -38,20 +38,9 @@ struct MemberTable: Sendable {
     func names(atAddress address: String) -> [NodeID] { namesByAddress[address] ?? [] }
 
     private mutating func reindex(_ name: NodeID, from old: Member?, to new: Member?) {
-        if old?.isLive != new?.isLive {
-            if old?.isLive == true { Self.remove(name, from: &liveNames) }
-            if new?.isLive == true { Self.insert(name, into: &liveNames) }
-        }
-        let (wasSuspect, isSuspect) = (old?.state == .suspect, new?.state == .suspect)
-        if wasSuspect != isSuspect {
-            if wasSuspect { Self.remove(name, from: &suspectNames) }
-            if isSuspect { Self.insert(name, into: &suspectNames) }
-        }
-        let (wasDeparted, isDeparted) = (old.map { !$0.isLive } ?? false, new.map { !$0.isLive } ?? false)
-        if wasDeparted != isDeparted {
-            if wasDeparted { Self.remove(name, from: &departedNames) }
-            if isDeparted { Self.insert(name, into: &departedNames) }
-        }
+        Self.file(name, in: &liveNames, was: old?.isLive == true, is: new?.isLive == true)
+        Self.file(name, in: &suspectNames, was: old?.state == .suspect, is: new?.state == .suspect)
+        Self.file(name, in: &departedNames, was: old?.isLive == false, is: new?.isLive == false)
         let (oldAddress, newAddress) = (old?.identity.address, new?.identity.address)
         if oldAddress != newAddress {
             if let oldAddress {
@@ -63,6 +52,12 @@ struct MemberTable: Sendable {
     }
 
     // MARK: Sorted name lists
+
+    /// Adds `name` to, or removes it from, one sorted list as its membership of it changes.
+    private static func file(_ name: NodeID, in names: inout [NodeID], was: Bool, is now: Bool) {
+        guard was != now else { return }
+        if now { insert(name, into: &names) } else { remove(name, from: &names) }
+    }
 
     /// Where `name` is or would go in the sorted `names`.
     private static func position(of name: NodeID, in names: [NodeID]) -> Int {

@@ -74,7 +74,6 @@ public struct Snapshot: Sendable, Equatable {
 
     /// Writes the snapshot durably (temporary file, fsync, rename, directory fsync); returns
     /// its size in bytes.
-    @discardableResult
     func write(to dataDir: String) throws(FileError) -> Int {
         let final = Snapshot.path(in: dataDir)
         let temporary = final + ".tmp"
@@ -163,7 +162,7 @@ public enum Recovery {
             }
         }
         return RecoveredState(
-            snapshot: snapshot, snapshotBytes: snapshotBytes, logEntries: entries, logBytes: logBytes, lastSegment: max(segments.last ?? 0, firstNeeded),
-            truncatedTail: truncated)
+            snapshot: snapshot, snapshotBytes: snapshotBytes, logEntries: entries, logBytes: logBytes,
+            lastSegment: max(segments.last ?? 0, firstNeeded), truncatedTail: truncated)
     }
 }
