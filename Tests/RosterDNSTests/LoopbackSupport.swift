@@ -139,10 +139,12 @@ struct DigOutput {
 }
 
 /// Runs dig without blocking a concurrency thread: the server answers on those threads too.
+/// One try of up to 5 s: an answer is a matter of milliseconds, but CPU-bound tests in other
+/// suites can hold the pool's threads (two in CI) for a few seconds at a time.
 func dig(_ arguments: [String], port: Int) async throws -> DigOutput {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: digPath)
-    process.arguments = ["@127.0.0.1", "-p", String(port), "+tries=1", "+time=2"] + arguments
+    process.arguments = ["@127.0.0.1", "-p", String(port), "+tries=1", "+time=5"] + arguments
     let pipe = Pipe()
     process.standardOutput = pipe
     process.standardError = pipe

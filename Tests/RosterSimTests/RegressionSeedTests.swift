@@ -23,8 +23,8 @@ struct RegressionSeedTests {
             // an acknowledged deregistration (fixed by `VectorClock.counterFloor`, in `SimNode` and `Registry` alike).
             1008,
         ] as [UInt64])
-    func regressionSeed(seed: UInt64) {
-        let result = Simulation.run(seed: seed)
+    func regressionSeed(seed: UInt64) async {
+        let result = await onSimulationQueue { Simulation.run(seed: seed) }
         #expect(result.passed, "\(result.report)")
         #expect(result.lostWrites == 0)
     }

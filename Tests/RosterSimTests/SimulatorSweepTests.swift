@@ -11,13 +11,15 @@ struct SimulatorSweepTests {
     static let sweepSeeds: Range<UInt64> = 1..<201
 
     @Test("every seed of the bounded sweep converges and loses no acknowledged write")
-    func boundedSweepHoldsEveryInvariant() {
-        var summary = SweepSummary()
-        for seed in Self.sweepSeeds {
-            let result = Simulation.run(seed: seed)
-            summary.add(result)
-            #expect(result.passed, "\(result.report)")
+    func boundedSweepHoldsEveryInvariant() async {
+        let (summary, failedReports) = await onSimulationQueue {
+            var failedReports: [String] = []
+            let summary = SweepSummary.run(seeds: Self.sweepSeeds) { result in
+                if !result.passed { failedReports.append(result.report) }
+            }
+            return (summary, failedReports)
         }
+        #expect(summary.failedSeeds.isEmpty, "\(failedReports.joined(separator: "\n"))")
         #expect(summary.lostWrites == 0)
         #expect(summary.resurrections == 0)
         // The sweep must have tested something: thousands of acknowledged writes.
@@ -25,13 +27,13 @@ struct SimulatorSweepTests {
     }
 
     @Test("a seed replays to the same run, event for event")
-    func aSeedReplaysIdentically() {
-        let first = Simulation.run(seed: 42)
-        let second = Simulation.run(seed: 42)
+    func aSeedReplaysIdentically() async {
+        let (first, second, other) = await onSimulationQueue {
+            (Simulation.run(seed: 42), Simulation.run(seed: 42), Simulation.run(seed: 43))
+        }
         #expect(first.trace.map(\.description) == second.trace.map(\.description))
         #expect(first.ackedWrites == second.ackedWrites)
         #expect(first.convergenceMillis == second.convergenceMillis)
-        let other = Simulation.run(seed: 43)
         #expect(other.trace.map(\.description) != first.trace.map(\.description))
     }
 }
