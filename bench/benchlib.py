@@ -1,4 +1,5 @@
-"""Helpers shared by the benchmark harnesses (cluster_bench.py, discovery_bench.py, etcd_bench.py).
+"""Helpers shared by the benchmark harnesses (cluster_bench.py, discovery_bench.py, etcd_bench.py,
+health_bench.py) and the modules they are built from.
 
 Run as a script for the disk's fsync latency (used by scripts/bench.sh):
 
@@ -32,6 +33,24 @@ def pct(values, p):
 
 def verdict(ok):
     return "**met**" if ok else "**MISSED**"
+
+
+def fmt_ms(seconds):
+    """Seconds as milliseconds, as cluster_bench and health_bench report them (discovery_bench and
+    etcd_bench have finer ones of their own)."""
+    if seconds is None or seconds != seconds:
+        return "n/a"
+    ms = seconds * 1000
+    return f"{ms:.1f} ms" if ms < 100 else f"{ms:.0f} ms"
+
+
+def fmt_bytes(n):
+    if n is None:
+        return "n/a"
+    for unit, div in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= div:
+            return f"{n / div:.2f} {unit}"
+    return f"{n:.0f} B"
 
 
 def free_ports(count):
@@ -85,6 +104,18 @@ def cpu_seconds(pid):
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError):
         return None
+
+
+def du_bytes(path):
+    """Bytes of disk the files under `path` take (allocated blocks, like `du`)."""
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.lstat(os.path.join(root, f)).st_blocks * 512
+            except OSError:
+                pass
+    return total
 
 
 def stop_process(proc, name, timeout):

@@ -21,8 +21,9 @@ import sys
 import threading
 import time
 
-from benchlib import cpu_seconds, free_ports, log, pct, rss_kib, run_threads, stop_process
-from cluster_bench import Bench, Http, fmt_ms
+from benchlib import cpu_seconds, fmt_ms, free_ports, log, pct, rss_kib, run_threads, stop_process
+from roster_client import Http
+from roster_cluster import Bench
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SECTIONS = ["follow", "takeover", "cpu"]

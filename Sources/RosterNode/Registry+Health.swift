@@ -18,26 +18,22 @@ extension Registry {
         guard newView != view else { return }
         let old = view
         view = newView
-        if old.selfPreserving != newView.selfPreserving {
-            healthMetrics.selfPreservation.record(newView.selfPreserving ? 1 : 0)
-            if newView.selfPreserving {
-                logger.warning(
-                    "entering self-preservation: this node reaches \(newView.live.count) of the \(newView.known) members it knows; TTL expiry and removal of critical instances are paused until it reaches a majority again")
-            } else {
-                logger.notice(
-                    "leaving self-preservation: this node reaches \(newView.live.count) of \(newView.known) members; TTL expiry and removal of critical instances resume")
-            }
-        }
+        reportPauses(from: old, to: newView)
         let now = clock.monotonicMillis()
-        // Renewals heard on the far side of a partition never reached this node: TTLs start a
-        // full period afresh when self-preservation ends, as they do after a restart.
-        let preservationEnded = old.selfPreserving && !newView.selfPreserving
+        // Renewals sent while this node was starting, or while its expiry was paused, may never
+        // have reached it: peers forward renewals only to members they see alive. Its TTLs
+        // start afresh then, with `resumeGraceMillis` more for the peers to see it again. A node
+        // alone has no peers to wait for, and a node's first life no old one they could mistake.
+        let started = !old.settled && newView.settled && hadEarlierLife
+        let resumed = (started || (old.pausesExpiry && !newView.pausesExpiry)) && newView.known > 1
         var gained: [NodeID: Int] = [:]
         var lost = 0
         for id in checkedInstances {
             guard let instance = state.instance(id) else { continue }
             let (was, isNow) = (old.owns(instance), newView.owns(instance))
-            if isNow && (!was || preservationEnded) { armTTLChecks(of: instance, now: now) }
+            if isNow && (!was || resumed) {
+                armTTLChecks(of: instance, now: resumed ? now + Self.resumeGraceMillis : now)
+            }
             if was == isNow { continue }
             if isNow {
                 timers.observe(instance, now: now)
@@ -48,11 +44,43 @@ extension Registry {
             }
         }
         for (origin, count) in gained.sorted(by: { $0.key < $1.key }) {
-            logger.notice("took over the checks of \(count) instance(s) registered through \(origin), which is \(newView.down.contains(origin) ? "down" : "gone")")
-            healthMetrics.takeovers.increment(by: count)
+            if origin == nodeID {
+                logger.info("runs the checks of \(count) instance(s) registered through this node")
+            } else {
+                logger.notice("took over the checks of \(count) instance(s) registered through \(origin), which is \(newView.down.contains(origin) ? "down" : "gone")")
+                healthMetrics.takeovers.increment(by: count)
+            }
         }
         if lost > 0 { logger.notice("handed back the checks of \(lost) instance(s) to their live owners") }
         ownershipVersion.increment()
+    }
+
+    /// How much longer than a full TTL period a node gives the TTLs it resumes after starting
+    /// or after a pause: peers learn that it is reachable again within a few gossip rounds,
+    /// and only then forward it the renewals they hear. The failure detection bound (SPEC §4.5).
+    static let resumeGraceMillis: Int64 = 5_000
+
+    /// Logs and records entering and leaving self-preservation and self-doubt.
+    private func reportPauses(from old: ClusterView, to newView: ClusterView) {
+        if old.selfPreserving != newView.selfPreserving {
+            healthMetrics.selfPreservation.record(newView.selfPreserving ? 1 : 0)
+            if newView.selfPreserving {
+                logger.warning(
+                    "entering self-preservation: this node reaches \(newView.live.count) of the \(newView.known) members it knows; TTL expiry and removal of critical instances are paused until it reaches a majority again")
+            } else {
+                logger.notice(
+                    "leaving self-preservation: this node reaches \(newView.live.count) of \(newView.known) members; TTL expiry and removal of critical instances resume")
+            }
+        }
+        if old.pausesExpiry != newView.pausesExpiry {
+            healthMetrics.expiryPaused.record(newView.pausesExpiry ? 1 : 0)
+            if newView.doubting && !newView.selfPreserving {
+                logger.notice(
+                    "pausing TTL expiry and removal of critical instances: this node's probes fail without its peers even nacking, so it may be the one cut off")
+            } else if !newView.pausesExpiry && old.doubting && !old.selfPreserving {
+                logger.notice("resuming TTL expiry: this node's probes succeed again")
+            }
+        }
     }
 
     /// The HTTP and TCP checks this node runs now.
@@ -108,12 +136,17 @@ extension Registry {
 /// Health checking's metrics.
 final class HealthMetrics: Sendable {
     let selfPreservation = Gauge(label: "roster_self_preservation")
+    /// 1 while TTL expiry waits: in self-preservation, or while the node doubts itself.
+    let expiryPaused = Gauge(label: "roster_expiry_paused")
     let checksOwned = Gauge(label: "roster_checks_owned")
     let takeovers = Counter(label: "roster_check_takeovers_total")
     private let probeCounters = Dictionary(
         uniqueKeysWithValues: CheckStatus.allCases.map { ($0, Counter(label: "roster_check_probes_total", dimensions: [("status", $0.rawValue)])) })
 
-    init() { selfPreservation.record(0) }
+    init() {
+        selfPreservation.record(0)
+        expiryPaused.record(0)
+    }
 
     func probes(_ status: CheckStatus) -> Counter { probeCounters[status]! }
 }

@@ -5,10 +5,10 @@ import RosterCore
 extension Registry {
     /// Expires TTL checks whose time ran out and removes instances critical for longer than
     /// their `DeregisterCriticalServiceAfter`. Only checks this node owns are judged here, and
-    /// none while it is in self-preservation: then the deadlines wait, and whatever is overdue
-    /// is judged once the node reaches a majority again.
+    /// none while it is in self-preservation or doubts itself (`ClusterView.pausesExpiry`):
+    /// then the deadlines wait, and TTLs start afresh when the pause ends.
     public func sweep() {
-        guard !view.selfPreserving else { return }
+        guard !view.pausesExpiry else { return }
         let now = clock.monotonicMillis()
         for ref in timers.expiredTTLs(now: now) {
             guard let instance = state.instance(ref.instanceID), owns(instance),

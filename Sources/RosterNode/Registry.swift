@@ -83,6 +83,9 @@ public actor Registry {
     var lastSnapshotBytes = 0
     /// The least vector-clock counter this life of the node issues (see `VectorClock.counterFloor`).
     let counterFloor: UInt64
+    /// Whether the data dir held state from an earlier life: peers may still see that life as
+    /// failed when this one settles (see `updateView`).
+    var hadEarlierLife = false
 
     init(
         nodeID: NodeID, dataDir: String, wal: WriteAheadLog, clock: NodeClock, logger: Logger, snapshotPolicy: SnapshotPolicy,
@@ -125,6 +128,7 @@ public actor Registry {
             for entry in snapshot.entries { replay(entry) }
         }
         for entry in recovered.logEntries { replay(entry) }
+        hadEarlierLife = !state.records.isEmpty
         loadMarks()
         let now = clock.monotonicMillis()
         for record in state.records.values {

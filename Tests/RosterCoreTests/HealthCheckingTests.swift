@@ -154,6 +154,17 @@ import Testing
         #expect(cutOff.owner(of: instance("theirs", via: "n2")) == nil)
     }
 
+    @Test func aDoubtingNodePausesExpiryButKeepsItsOwnershipAndTakesOver() {
+        let doubting = ClusterView(me: "n1", live: ["n1", "n3"], down: ["n2"], known: 3, settled: true, doubting: true)
+        #expect(!doubting.selfPreserving)
+        #expect(doubting.pausesExpiry)
+        #expect(!ClusterView(me: "n1", live: ["n1", "n3"], down: ["n2"], known: 3, settled: true).pausesExpiry)
+        #expect(ClusterView(me: "n1", live: ["n1"], down: ["n2", "n3"], known: 3, settled: true).pausesExpiry)
+        #expect(doubting.owns(instance("mine", via: "n1")))
+        let orphan = (0..<100).map { "orphan-\($0)" }.first { ClusterView.rendezvous($0, among: ["n1", "n3"]) == "n1" }!
+        #expect(doubting.owns(instance(orphan, via: "n2")), "probing is harmless; only judging TTLs waits")
+    }
+
     @Test func leftMembersDoNotCountTowardsSelfPreservation() {
         let me = MemberIdentity(name: "n1", generation: 1, address: "a:1")
         let members = [

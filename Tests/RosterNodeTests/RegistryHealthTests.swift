@@ -70,11 +70,70 @@ import Testing
         #expect(await registry.isSelfPreserving == false)
         clock.advance(milliseconds: 1_000)
         await registry.sweep()
-        #expect(await registry.instance("b")?.checks[0].status == .passing, "the TTL restarted when the node reconnected")
-        clock.advance(milliseconds: 1_000)
+        #expect(await registry.instance("a") == nil, "critical for longer than 3 s: removed once judging resumed")
+        clock.advance(milliseconds: 2_000 + Registry.resumeGraceMillis - 1_001)
+        await registry.sweep()
+        #expect(
+            await registry.instance("b")?.checks[0].status == .passing,
+            "the TTL restarted when the node reconnected, with time for peers to forward renewals again")
+        clock.advance(milliseconds: 1)
         await registry.sweep()
         #expect(await registry.instance("b")?.checks[0].status == .critical)
-        #expect(await registry.instance("a") == nil, "critical for longer than 3 s: removed once judging resumed")
+    }
+
+    @Test func aNodeThatDoubtsItselfExpiresNothingAndResumesWithAFullPeriodAndTheGrace() async throws {
+        let dir = TemporaryDirectory()
+        let clock = ManualClock()
+        let registry = try await openRegistry(dir, clock: clock.nodeClock)
+        await registry.updateView(everyoneUp)
+        var check = HealthCheck(
+            checkID: "service:a", name: "ttl", kind: .ttl, ttl: .seconds(2), deregisterCriticalServiceAfter: .seconds(3))
+        check.status = .critical
+        _ = try await registry.register(makeInstance("a", checks: [check]), status: nil)
+        _ = try await registry.register(makeInstance("b", checks: [HealthCheck(checkID: "service:b", name: "ttl", kind: .ttl, ttl: .seconds(2))]), status: nil)
+        _ = try await registry.updateCheck("service:b", status: .passing, output: nil)
+
+        // Its peers still look alive, but its own probes fail with nobody nacking.
+        let doubting = ClusterView(me: "n1", live: ["n1", "n2", "n3"], down: [], known: 3, settled: true, doubting: true)
+        await registry.updateView(doubting)
+        #expect(await registry.isSelfPreserving == false)
+        clock.advance(milliseconds: 10_000)
+        await registry.sweep()
+        #expect(await registry.instance("a") != nil, "no removal of critical instances while in doubt")
+        #expect(await registry.instance("b")?.checks[0].status == .passing, "no TTL expiry while in doubt")
+        #expect(await registry.ownedActiveChecks().isEmpty, "TTL checks are not probed")
+
+        await registry.updateView(everyoneUp)
+        clock.advance(milliseconds: 2_000 + Registry.resumeGraceMillis - 1)
+        await registry.sweep()
+        #expect(await registry.instance("b")?.checks[0].status == .passing, "a full TTL and the grace from the end of the doubt")
+        clock.advance(milliseconds: 1)
+        await registry.sweep()
+        #expect(await registry.instance("b")?.checks[0].status == .critical)
+    }
+
+    @Test func aRestartedNodeGivesItsOwnTTLsTheGraceOnceItSettles() async throws {
+        let dir = TemporaryDirectory()
+        let clock = ManualClock()
+        do {
+            let registry = try await openRegistry(dir, clock: clock.nodeClock)
+            _ = try await registry.register(makeInstance("b", checks: [HealthCheck(checkID: "service:b", name: "ttl", kind: .ttl, ttl: .seconds(2))]), status: nil)
+            _ = try await registry.updateCheck("service:b", status: .passing, output: nil)
+            await registry.close()
+        }
+        let registry = try await Registry.open(nodeID: "n1", dataDir: dir.path, clock: clock.nodeClock, logger: quietLogger)
+        clock.advance(milliseconds: 60_000)
+        await registry.sweep()
+        #expect(await registry.instance("b")?.checks[0].status == .passing, "nothing is judged before the node settles")
+
+        // Settled: peers may still see the old life as failed and send their renewals elsewhere.
+        await registry.updateView(everyoneUp)
+        clock.advance(milliseconds: 2_000 + Registry.resumeGraceMillis - 1)
+        await registry.sweep()
+        #expect(await registry.instance("b")?.checks[0].status == .passing)
+        clock.advance(milliseconds: 1)
+        await registry.sweep()
+        #expect(await registry.instance("b")?.checks[0].status == .critical)
     }
 
     @Test func probeResultsOfOwnedChecksAreWritesAndOthersAreIgnored() async throws {

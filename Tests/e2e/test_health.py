@@ -225,5 +225,6 @@ def test_a_node_cut_off_from_most_of_the_cluster_pauses_expiry_until_it_reconnec
     n2.restart()
     wait_until(lambda: not self_preserving(n1), 15, "n1 to leave self-preservation once it reaches n2")
     assert "leaving self-preservation" in n1.log_text()
-    # Judging resumes, with a full TTL period from the reconnection.
-    wait_everywhere([n1, n2], "worker", "w-1", "critical", FOLLOW_DEADLINE)
+    # Judging resumes, with a full TTL period from the reconnection and 5 s of grace for the
+    # peers to see n1 again and forward it renewals (Registry.resumeGraceMillis).
+    wait_everywhere([n1, n2], "worker", "w-1", "critical", FOLLOW_DEADLINE + 5)

@@ -19,6 +19,14 @@
 /// depends only on membership, so it ends as soon as the node reaches a majority again, or when
 /// the unreachable members are forgotten (membership retention); a two-node cluster that loses
 /// one node still reaches half and never enters it.
+///
+/// **Self-doubt.** A node cut off from its peers but not from its clients takes seconds to
+/// see its peers as failed (Lifeguard stretches its suspicions on purpose), and meanwhile it
+/// hears only the renewals sent to it directly: the chaos run saw such a node expire, and
+/// then deregister, a service whose client kept renewing it at other nodes. Its own probes
+/// fail at once, though, with no peer even nacking, which raises its local health multiplier.
+/// While that is above zero the node doubts itself and, as in self-preservation, judges no
+/// TTL and removes nothing. It still runs checks and takes over, since probing is harmless.
 public struct ClusterView: Sendable, Equatable {
     /// This node.
     public let me: NodeID
@@ -31,13 +39,17 @@ public struct ClusterView: Sendable, Equatable {
     /// Whether this node has joined and caught up (or given up waiting to), so that a node it
     /// has never heard of is gone rather than not yet learnt about, and its own checks can run.
     public let settled: Bool
+    /// Whether this node's own probes are failing where its peers' would not (Lifeguard's
+    /// local health multiplier is above zero): it may be the one that is cut off.
+    public let doubting: Bool
 
-    public init(me: NodeID, live: Set<NodeID>, down: Set<NodeID>, known: Int, settled: Bool) {
+    public init(me: NodeID, live: Set<NodeID>, down: Set<NodeID>, known: Int, settled: Bool, doubting: Bool = false) {
         self.me = me
         self.live = live.union([me])
         self.down = down.subtracting([me])
         self.known = max(known, self.live.count)
         self.settled = settled
+        self.doubting = doubting
     }
 
     /// A node that is not in a cluster: it owns every check.
@@ -46,7 +58,7 @@ public struct ClusterView: Sendable, Equatable {
     }
 
     /// Reads the view off a membership list.
-    public init(me: NodeID, members: [Member], settled: Bool) {
+    public init(me: NodeID, members: [Member], settled: Bool, doubting: Bool = false) {
         var live: Set<NodeID> = [me]
         var down: Set<NodeID> = []
         var known = 0
@@ -54,11 +66,14 @@ public struct ClusterView: Sendable, Equatable {
             if member.isLive { live.insert(member.name) } else { down.insert(member.name) }
             if member.state != .left { known += 1 }
         }
-        self.init(me: me, live: live, down: down, known: known, settled: settled)
+        self.init(me: me, live: live, down: down, known: known, settled: settled, doubting: doubting)
     }
 
     /// Fewer than half of the known members are reachable.
     public var selfPreserving: Bool { live.count * 2 < known }
+
+    /// TTL expiry and the removal of critical instances wait: in self-preservation or self-doubt.
+    public var pausesExpiry: Bool { selfPreserving || doubting }
 
     /// The node that runs `instance`'s checks, as far as this node can tell; nil when it is the
     /// registering node and this node cannot yet say whether that node is alive.

@@ -65,7 +65,7 @@ extension ClusterNode {
         let waited = clock.monotonicMillis() - startedAt >= configuration.settleTimeoutMillis
         let view = ClusterView(
             me: configuration.nodeName, members: membership.members,
-            settled: (membership.hasJoined && caughtUp) || waited)
+            settled: (membership.hasJoined && caughtUp) || waited, doubting: membership.localHealthMultiplier > 0)
         guard view != publishedView else { return }
         publishedView = view
         await registry.updateView(view)
