@@ -19,6 +19,20 @@ import Testing
             key: id, serviceName: "web", instance: instance, node: node, stamp: HLCTimestamp(physicalMillis: 1, logical: 0))
     }
 
+    /// A registry that owns "a", critical for a while (2 s TTL, removed after 3 s critical),
+    /// and "b", just passed (2 s TTL), with every member up.
+    func registryWithTwoTTLInstances(_ dir: TemporaryDirectory, clock: ManualClock) async throws -> Registry {
+        let registry = try await openRegistry(dir, clock: clock.nodeClock)
+        await registry.updateView(everyoneUp)
+        var check = HealthCheck(
+            checkID: "service:a", name: "ttl", kind: .ttl, ttl: .seconds(2), deregisterCriticalServiceAfter: .seconds(3))
+        check.status = .critical
+        _ = try await registry.register(makeInstance("a", checks: [check]), status: nil)
+        _ = try await registry.register(makeInstance("b", checks: [HealthCheck(checkID: "service:b", name: "ttl", kind: .ttl, ttl: .seconds(2))]), status: nil)
+        _ = try await registry.updateCheck("service:b", status: .passing, output: nil)
+        return registry
+    }
+
     /// An instance whose owner is n1 or n3 (by rendezvous over them) once n2 is down.
     func orphanOwnedBy(_ owner: NodeID) -> String {
         (0..<100).map { "orphan-\($0)" }.first { ClusterView.rendezvous($0, among: ["n1", "n3"]) == owner }!
@@ -50,14 +64,7 @@ import Testing
     @Test func aSelfPreservingNodeExpiresNothingAndResumesWithAFullPeriodWhenItReconnects() async throws {
         let dir = TemporaryDirectory()
         let clock = ManualClock()
-        let registry = try await openRegistry(dir, clock: clock.nodeClock)
-        await registry.updateView(everyoneUp)
-        var check = HealthCheck(
-            checkID: "service:a", name: "ttl", kind: .ttl, ttl: .seconds(2), deregisterCriticalServiceAfter: .seconds(3))
-        check.status = .critical
-        _ = try await registry.register(makeInstance("a", checks: [check]), status: nil)
-        _ = try await registry.register(makeInstance("b", checks: [HealthCheck(checkID: "service:b", name: "ttl", kind: .ttl, ttl: .seconds(2))]), status: nil)
-        _ = try await registry.updateCheck("service:b", status: .passing, output: nil)
+        let registry = try await registryWithTwoTTLInstances(dir, clock: clock)
 
         await registry.updateView(cutOff)
         #expect(await registry.isSelfPreserving)
@@ -84,14 +91,7 @@ import Testing
     @Test func aNodeThatDoubtsItselfExpiresNothingAndResumesWithAFullPeriodAndTheGrace() async throws {
         let dir = TemporaryDirectory()
         let clock = ManualClock()
-        let registry = try await openRegistry(dir, clock: clock.nodeClock)
-        await registry.updateView(everyoneUp)
-        var check = HealthCheck(
-            checkID: "service:a", name: "ttl", kind: .ttl, ttl: .seconds(2), deregisterCriticalServiceAfter: .seconds(3))
-        check.status = .critical
-        _ = try await registry.register(makeInstance("a", checks: [check]), status: nil)
-        _ = try await registry.register(makeInstance("b", checks: [HealthCheck(checkID: "service:b", name: "ttl", kind: .ttl, ttl: .seconds(2))]), status: nil)
-        _ = try await registry.updateCheck("service:b", status: .passing, output: nil)
+        let registry = try await registryWithTwoTTLInstances(dir, clock: clock)
 
         // Its peers still look alive, but its own probes fail with nobody nacking.
         let doubting = ClusterView(me: "n1", live: ["n1", "n2", "n3"], down: [], known: 3, settled: true, doubting: true)
